@@ -1,0 +1,241 @@
+"""The experiment tree.
+
+An experiment is one node of the tree, named by a dotted path
+(``server.cesium``).  It owns span factories (``exp.trace``), a logger
+(``exp.log``), metrics (``exp.metrics``) and attached reports, all filtered by
+level.  ``root.sub("cesium")`` creates (or returns) a child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from time import time_ns
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from alamos.experiment.filter import coerce_filter
+from alamos.experiment.keys import validate_key
+from alamos.experiment.level import Level, LevelLike, parse_level
+from alamos.experiment.session import DebugSession
+from alamos.log.logger import Logger
+from alamos.metrics.factory import Metrics
+from alamos.report.providers import Provider, call_provider, metric_summary
+from alamos.report.records import ExperimentRecord
+from alamos.trace.tracer import Tracer
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+    from alamos.experiment.root import RootState
+
+__all__ = ["Experiment"]
+
+
+class Experiment:
+    """One node of an experiment tree.  Create a tree with :func:`alamos.new`."""
+
+    def __init__(self, state: RootState, key: str, parent: Experiment | None) -> None:
+        self._root_state = state
+        self.key = key
+        self.parent = parent
+        self.path = key if parent is None else f"{parent.path}.{key}"
+        self.root: Experiment = self if parent is None else parent.root
+        self._children: dict[str, Experiment] = {}
+        self._reports: dict[str, tuple[Any, Level]] = {}
+        self._session_id: str | None = None
+        self._on = (False, False, False)
+        self.trace = Tracer(self, state.emit, state.sampler, state.debug)
+        self.log = Logger(self, state.emit, state.console)
+        self.metrics = Metrics(self)
+        self.created_ns = time_ns()
+
+    # -- the tree -------------------------------------------------------------
+
+    def sub(self, key: str) -> Experiment:
+        """The child called ``key``, created on first use (thread-safe)."""
+        child = self._children.get(key)
+        if child is not None:
+            return child
+        validate_key(key)
+        state = self._root_state
+        with state.lock:
+            child = self._children.get(key)
+            if child is None:
+                child = Experiment(state, key, self)
+                child._refresh()
+                self._children[key] = child
+                state.index[child.path] = child
+                child._announce()
+        return child
+
+    def find(self, path: str) -> Experiment | None:
+        """The experiment at the full dotted ``path``, or ``None``."""
+        if not isinstance(path, str):
+            return None
+        return self._root_state.index.get(path)
+
+    @property
+    def children(self) -> Mapping[str, Experiment]:
+        """A read-only view of the children, by key."""
+        return MappingProxyType(self._children)
+
+    @property
+    def registry(self) -> CollectorRegistry:
+        """The Prometheus registry shared by the whole tree."""
+        return self._root_state.registry
+
+    @property
+    def service(self) -> str:
+        return self._root_state.service
+
+    @property
+    def node(self) -> str:
+        return self._root_state.node
+
+    @property
+    def session_id(self) -> str | None:
+        """The id of the debug session now covering this experiment, if any."""
+        return self._session_id
+
+    def walk(self) -> list[Experiment]:
+        """This experiment and all its descendants, parents first."""
+        out: list[Experiment] = [self]
+        i = 0
+        while i < len(out):
+            out.extend(out[i]._children.values())
+            i += 1
+        return out
+
+    def _announce(self) -> None:
+        state = self._root_state
+        state.emit(
+            ExperimentRecord(
+                self.path,
+                None if self.parent is None else self.parent.path,
+                self.key,
+                state.service,
+                state.node,
+                self.created_ns,
+            )
+        )
+
+    # -- levels ---------------------------------------------------------------
+
+    def _enabled(self, level: Level) -> bool:
+        return self._root_state.enabled(level, self.path)
+
+    def enabled(self, level: LevelLike) -> bool:
+        """Whether records of ``level`` made here are kept right now."""
+        return self._enabled(parse_level(level))
+
+    def _refresh(self) -> None:
+        state = self._root_state
+        if state.closed:
+            bench = debug = prod = False
+        else:
+            bench = state.enabled(Level.BENCH, self.path)
+            debug = state.enabled(Level.DEBUG, self.path)
+            prod = state.enabled(Level.PROD, self.path)
+        self._on = (bench, debug, prod)
+        self._session_id = state.session_for(self.path)
+        self.trace._refresh(bench, debug, prod)
+        self.log._refresh(bench, debug, prod)
+        self.metrics._refresh()
+
+    def set_level(self, spec: object) -> None:
+        """Replace the tree's level filter at run time (a level, a spec string
+        like ``"prod,server.cesium=debug"``, or a callable)."""
+        self._root_state.set_filter(coerce_filter(spec))
+
+    def debug_session(self, path: str | None = None, level: LevelLike = "debug") -> DebugSession:
+        """Lower the threshold of the subtree at ``path`` (default: this
+        experiment) to ``level`` while the returned session is open."""
+        target = self.path if path is None else path
+        if not isinstance(target, str) or not all(
+            part and validate_key(part) for part in target.split(".")
+        ):
+            raise ValueError(f"invalid debug session path {target!r}")
+        return DebugSession(self._root_state, target, parse_level(level))
+
+    # -- reports --------------------------------------------------------------
+
+    def attach(self, key: str, provider: Provider, level: LevelLike = "prod") -> None:
+        """Attach a report provider: a callable returning a dict, or an object
+        with ``.report()``.  Attaching the same key again replaces it."""
+        validate_key(key)
+        if not callable(provider) and not callable(getattr(provider, "report", None)):
+            raise TypeError(
+                f"report provider for {key!r} must be a callable returning a dict "
+                f"or an object with a .report() method, got {type(provider).__name__}"
+            )
+        self._reports[key] = (provider, parse_level(level))
+
+    def detach(self, key: str) -> None:
+        self._reports.pop(key, None)
+
+    def report(self) -> dict[str, Any]:
+        """A JSON-serialisable snapshot of this subtree, filtered by level:
+        ``{"key", "path", "reports", "metrics", "children"}``."""
+        reports = {
+            key: call_provider(provider)
+            for key, (provider, level) in list(self._reports.items())
+            if self._enabled(level)
+        }
+        metrics = {m.name: metric_summary(m) for m in self.metrics if m.enabled}
+        children = {key: child.report() for key, child in list(self._children.items())}
+        return {
+            "key": self.key,
+            "path": self.path,
+            "reports": reports,
+            "metrics": metrics,
+            "children": children,
+        }
+
+    def report_entries(self) -> list[tuple[str, str, Level, dict[str, Any]]]:
+        """``(path, key, level, report)`` for every enabled provider of the subtree."""
+        out = []
+        for exp in self.walk():
+            for key, (provider, level) in list(exp._reports.items()):
+                if exp._enabled(level):
+                    out.append((exp.path, key, level, call_provider(provider)))
+        return out
+
+    # -- lifecycle --------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._root_state.closed
+
+    def flush(self, timeout: float | None = 10.0) -> bool:
+        """Return once everything recorded before the call is durable (in the
+        database or the spool).  ``False`` if ``timeout`` ran out first."""
+        collector = self._root_state.collector
+        if collector is None:
+            return True
+        return collector.flush(timeout)
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Flush, stop the background worker and close the exporters.  Closing
+        twice is harmless.  Closing any experiment closes its whole tree."""
+        from alamos.experiment.lifecycle import close_tree
+
+        close_tree(self._root_state, self.root, timeout)
+
+    def __enter__(self) -> Experiment:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Experiment:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        import anyio.to_thread
+
+        await anyio.to_thread.run_sync(self.close)
+
+    def __repr__(self) -> str:
+        return f"<Experiment {self.path}>"
+
+

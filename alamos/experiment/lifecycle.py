@@ -1,0 +1,219 @@
+"""Creating and closing experiment trees: :func:`alamos.new`.
+
+Configuration is injected here, once per tree, and nowhere else: there is
+no global provider to patch between tests.  The only process-wide things are
+an ``atexit`` hook that flushes the roots still open, and fork handlers that
+give a child process its own worker.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import warnings
+import weakref
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from loguru import logger as _loguru
+
+from alamos.experiment.experiment import Experiment
+from alamos.experiment.filter import coerce_filter
+from alamos.experiment.keys import validate_key
+from alamos.experiment.root import RootState
+from alamos.report.collector import Collector, metric_records, report_records, to_record
+from alamos.report.exporter import Exporter
+from alamos.trace.sampling import coerce_sampler
+
+__all__ = ["UnendedSpansError", "close_tree", "new"]
+
+ENV_DB = "ALAMOS_DB"
+ENV_SPOOL = "ALAMOS_SPOOL_DIR"
+ENV_CONSOLE = "ALAMOS_CONSOLE"
+
+_OPEN: weakref.WeakSet[Experiment] = weakref.WeakSet()
+
+
+class UnendedSpansError(RuntimeError):
+    """Raised at close in ``debug=True, strict=True`` mode when spans were
+    started and never ended.  ``.spans`` lists them."""
+
+    def __init__(self, message: str, spans: Sequence[Any]) -> None:
+        super().__init__(message)
+        self.spans = list(spans)
+
+
+def default_node() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def default_spool_dir() -> Path:
+    env = os.environ.get(ENV_SPOOL)
+    if env:
+        return Path(env)
+    return Path.cwd() / ".alamos" / "spool"
+
+
+def _console_default() -> bool:
+    value = os.environ.get(ENV_CONSOLE, "").strip().lower()
+    return value not in ("0", "false", "no", "off")
+
+
+def new(
+    key: str,
+    *,
+    level: object = None,
+    service: str | None = None,
+    node: str | None = None,
+    sampler: object = None,
+    exporters: Sequence[Exporter] = (),
+    db: str | None = None,
+    debug: bool = False,
+    strict: bool = False,
+    console: bool | None = None,
+    batch_size: int = 512,
+    flush_interval: float = 0.5,
+    max_queue: int = 100_000,
+    metrics_interval: float = 10.0,
+    report_interval: float = 60.0,
+    spool_dir: str | os.PathLike[str] | None = None,
+) -> Experiment:
+    """Create the root of a new experiment tree.  See the README for every option."""
+    validate_key(key)
+    level_filter = coerce_filter(level)
+    db_url = db if db is not None else (os.environ.get(ENV_DB) or None)
+    all_exporters: list[Exporter] = list(exporters)
+    for exporter in all_exporters:
+        if not isinstance(exporter, Exporter):
+            raise TypeError(
+                f"{exporter!r} is not an exporter: it needs min_level, name, synchronous, "
+                "export(records) and close() (see alamos.report.exporter.Exporter)"
+            )
+    if db_url:
+        from alamos.report.sql import SQLExporter
+
+        all_exporters.append(SQLExporter(db_url))
+    state = RootState(
+        level_filter=level_filter,
+        service=service if service is not None else key,
+        node=node if node is not None else default_node(),
+        sampler=coerce_sampler(sampler),
+        exporters=all_exporters,
+        debug=debug,
+        strict=strict,
+        console=_console_default() if console is None else console,
+    )
+    node_given = node is not None
+    root_ref: Callable[[], Experiment | None] = lambda: None  # noqa: E731
+    background = [e for e in all_exporters if not getattr(e, "synchronous", False)]
+    dropped_counter: list[Any] = []
+
+    def on_drop(count: int, reason: str) -> None:
+        _loguru.bind(alamos=True).warning(
+            "alamos dropped {} records ({}): see the README's 'What can be lost'", count, reason
+        )
+        if dropped_counter:
+            dropped_counter[0].labels(reason).inc(count)
+
+    if background:
+        from alamos.report.delivery import Delivery
+
+        spool_base = Path(spool_dir) if spool_dir is not None else default_spool_dir()
+        deliveries = [
+            Delivery(e, spool_dir=spool_base / key / e.name, on_drop=on_drop) for e in background
+        ]
+        state.collector = Collector(
+            state,
+            lambda: root_ref(),
+            deliveries,
+            batch_size=batch_size,
+            flush_interval=flush_interval,
+            max_queue=max_queue,
+            metrics_interval=metrics_interval,
+            report_interval=report_interval,
+            on_drop=on_drop,
+        )
+    state.emit = _make_emit(state)
+    root = Experiment(state, key, None)
+    root_ref = weakref.ref(root)
+    state.index[root.path] = root
+    root._refresh()
+    root._announce()
+    dropped_counter.append(
+        root.metrics.counter(
+            "alamos_dropped_records",
+            "Records alamos could not keep (queue full, or database and spool both failed)",
+            labelnames=["reason"],
+        )
+    )
+    if not node_given:
+
+        def after_fork() -> None:
+            state.node = default_node()
+
+        os.register_at_fork(after_in_child=after_fork)
+    _OPEN.add(root)
+    return root
+
+
+def _make_emit(state: RootState) -> Callable[[Any], None]:
+    collector = state.collector
+    sinks = state.sync_sinks
+    if not sinks:
+        if collector is None:
+            return lambda item: None
+        return collector.put
+
+    def emit(item: Any) -> None:
+        record = to_record(item, state.service, state.node)
+        level = record.export_level
+        for sink in sinks:
+            if level >= sink.min_level:
+                sink.export((record,))
+        if collector is not None:
+            collector.put(record)
+
+    return emit
+
+
+def close_tree(state: RootState, root: Experiment, timeout: float | None) -> None:
+    """Close a tree: report unended spans (debug mode), export final metrics and
+    reports, flush, stop the worker and close the exporters.  Idempotent."""
+    with state.lock:
+        if state.closed:
+            return
+        final = [*metric_records(root), *report_records(root)]
+        unended = list(state.open_spans.values())
+        state.closed = True
+        state.refresh()  # everything is a no-op from now on
+    for record in final:
+        for sink in state.sync_sinks:
+            if record.export_level >= sink.min_level:
+                sink.export((record,))
+    if state.collector is not None:
+        state.collector.close(timeout, final)
+    for exporter in state.exporters:
+        if getattr(exporter, "synchronous", False):
+            try:
+                exporter.close()
+            except Exception as exc:
+                warnings.warn(f"alamos: closing exporter {exporter!r} failed: {exc}", stacklevel=2)
+    _OPEN.discard(root)
+    if state.debug and unended:
+        lines = [f"  {s.path}:{s.name} started at {s.location}" for s in unended]
+        message = f"{len(unended)} span(s) started and never ended:\n" + "\n".join(lines)
+        _loguru.bind(alamos=True).warning("alamos debug mode: {}", message)
+        warnings.warn(message, ResourceWarning, stacklevel=3)
+        if state.strict:
+            raise UnendedSpansError(message, unended)
+
+
+@atexit.register
+def _close_open_roots() -> None:
+    for root in list(_OPEN):
+        try:
+            root.close(timeout=5.0)
+        except Exception:  # pragma: no cover - interpreter shutdown
+            pass

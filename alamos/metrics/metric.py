@@ -1,0 +1,195 @@
+"""Level-filtered wrappers around prometheus_client metrics.
+
+An enabled metric must cost no more than prometheus_client itself.  So the
+wrapper does not check its level on every call: when the filter changes, the
+experiment *rebinds* the wrapper's methods, either to the prometheus
+object's own bound methods (``writes.inc`` *is* ``Counter.inc``) or to a
+no-op.  A call is then one instance-dict lookup plus the real call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import prometheus_client as prom
+
+from alamos.experiment.level import Level
+
+__all__ = ["Counter", "Gauge", "Histogram", "Metric", "Sample"]
+
+Sample = dict[str, Any]
+
+
+def _noop(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+class _NoopTimer:
+    """What ``.time()`` and ``.track_inprogress()`` give while filtered out:
+    a context manager and decorator that does nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> _NoopTimer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return fn
+
+
+_NOOP_TIMER = _NoopTimer()
+
+
+def _noop_timer(*args: Any, **kwargs: Any) -> _NoopTimer:
+    return _NOOP_TIMER
+
+
+class _NoopChild:
+    """A filtered-out metric's ``.labels(...)``: every method is a no-op."""
+
+    __slots__ = ()
+
+    def labels(self, *args: Any, **kwargs: Any) -> _NoopChild:
+        return self
+
+    inc = dec = set = observe = set_to_current_time = staticmethod(_noop)
+    time = track_inprogress = staticmethod(_noop_timer)
+
+
+_NOOP_CHILD = _NoopChild()
+
+
+def _noop_labels(*args: Any, **kwargs: Any) -> _NoopChild:
+    return _NOOP_CHILD
+
+
+class Metric:
+    """Base of the wrappers.  ``metric.prometheus`` is the wrapped object."""
+
+    kind = ""
+    _methods: tuple[str, ...] = ()
+    _timers: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        path: str,
+        name: str,
+        full_name: str,
+        prometheus: Any,
+        level: Level,
+        labelnames: Sequence[str],
+    ) -> None:
+        self.path = path
+        self.name = name
+        self.full_name = full_name
+        self.prometheus = prometheus
+        self.level = level
+        self.labelnames = tuple(labelnames)
+        self.enabled = False
+        self._bind(False)
+
+    def _bind(self, on: bool) -> None:
+        self.enabled = on
+        p = self.prometheus
+        for method in self._methods:
+            setattr(self, method, getattr(p, method) if on else _noop)
+        for method in self._timers:
+            setattr(self, method, getattr(p, method) if on else _noop_timer)
+        self.labels = p.labels if on else _noop_labels
+
+    def samples(self) -> list[Sample]:
+        """Current values, one dict per label set:
+        ``{"labels", "value", "sum", "count", "buckets"}``."""
+        groups: dict[tuple[tuple[str, str], ...], Sample] = {}
+        base = self.full_name
+        for family in self.prometheus.collect():
+            for s in family.samples:
+                labels = {k: v for k, v in s.labels.items() if k != "le"}
+                key = tuple(sorted(labels.items()))
+                entry = groups.setdefault(
+                    key,
+                    {"labels": labels, "value": None, "sum": None, "count": None, "buckets": None},
+                )
+                suffix = s.name[len(base) :]
+                if suffix == "_created":
+                    continue
+                if suffix == "_bucket":
+                    if entry["buckets"] is None:
+                        entry["buckets"] = {}
+                    entry["buckets"][s.labels["le"]] = s.value
+                elif suffix == "_sum":
+                    entry["sum"] = s.value
+                elif suffix == "_count":
+                    entry["count"] = s.value
+                else:
+                    entry["value"] = s.value
+        out = list(groups.values())
+        for entry in out:
+            if entry["value"] is None and entry["sum"] is not None:
+                entry["value"] = entry["sum"]
+        return out
+
+    def value(self, **labels: str) -> float | None:
+        """The current value for ``labels`` (the sum for a histogram), or ``None``."""
+        want = {k: str(v) for k, v in labels.items()}
+        for s in self.samples():
+            if s["labels"] == want:
+                v = s["value"]
+                return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+        return None
+
+    def __repr__(self) -> str:
+        state = "on" if self.enabled else "off"
+        return f"<{type(self).__name__} {self.full_name} {self.level} {state}>"
+
+
+class Counter(Metric):
+    """``counter.inc(amount=1)``; ``counter.labels(...).inc()``."""
+
+    kind = "counter"
+    _methods = ("inc",)
+    _timers = ("count_exceptions",)
+    inc: Callable[..., None]
+    count_exceptions: Callable[..., Any]
+    labels: Callable[..., Any]
+
+
+class Gauge(Metric):
+    """``gauge.set(v)``, ``inc``, ``dec``, ``set_to_current_time``,
+    ``track_inprogress()`` and ``time()``."""
+
+    kind = "gauge"
+    _methods = ("inc", "dec", "set", "set_to_current_time")
+    _timers = ("track_inprogress", "time")
+    inc: Callable[..., None]
+    dec: Callable[..., None]
+    set: Callable[..., None]
+    set_to_current_time: Callable[..., None]
+    track_inprogress: Callable[..., Any]
+    time: Callable[..., Any]
+    labels: Callable[..., Any]
+
+
+class Histogram(Metric):
+    """``histogram.observe(v)`` and ``with histogram.time():``."""
+
+    kind = "histogram"
+    _methods = ("observe",)
+    _timers = ("time",)
+    observe: Callable[..., None]
+    time: Callable[..., Any]
+    labels: Callable[..., Any]
+
+
+KINDS: dict[str, tuple[type[Metric], Any]] = {
+    "counter": (Counter, prom.Counter),
+    "gauge": (Gauge, prom.Gauge),
+    "histogram": (Histogram, prom.Histogram),
+}
+
+

@@ -1,0 +1,212 @@
+"""The records alamos collects and exports.
+
+Every record is a small frozen attrs class with slots.  They are built off
+the hot path: a span queues itself when it ends and the collector's worker
+turns it into a :class:`SpanRecord`, so the instrumented thread never pays
+for the record (see ``alamos/report/collector.py``).
+
+Every record class names the table it goes to (``table``) and the level it
+is exported at (``export_level``), so exporters can route "by level" without
+knowing each kind.  All times are integer nanoseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+
+from alamos.experiment.level import Level
+
+__all__ = [
+    "LOG_LEVELS",
+    "EventRecord",
+    "ExperimentRecord",
+    "LogRecord",
+    "MetricRecord",
+    "Record",
+    "ReportRecord",
+    "SpanContext",
+    "SpanRecord",
+    "log_export_level",
+]
+
+AttrValue = str | bool | int | float | tuple[Any, ...]
+
+#: Log level names in order, with the alamos level each is exported at.
+LOG_LEVELS: dict[str, Level] = {
+    "TRACE": Level.BENCH,
+    "DEBUG": Level.DEBUG,
+    "INFO": Level.PROD,
+    "SUCCESS": Level.PROD,
+    "WARNING": Level.PROD,
+    "ERROR": Level.PROD,
+    "CRITICAL": Level.PROD,
+}
+
+
+def log_export_level(name: str) -> Level:
+    """The alamos level a log record of level ``name`` is exported at."""
+    return LOG_LEVELS.get(name, Level.PROD)
+
+
+@attrs.frozen(slots=True)
+class SpanContext:
+    """The identity of a span as it travels: W3C trace and span ids in hex."""
+
+    trace_id: str
+    """32 lower-case hex digits."""
+    span_id: str
+    """16 lower-case hex digits."""
+    sampled: bool = True
+    tracestate: str | None = None
+    remote: bool = False
+
+
+@attrs.frozen(slots=True)
+class EventRecord:
+    """A point in time inside a span (``span.event("flushed", pages=3)``)."""
+
+    name: str
+    ts_ns: int
+    attributes: Mapping[str, AttrValue]
+
+
+@attrs.frozen(slots=True)
+class SpanRecord:
+    """A finished span."""
+
+    table: ClassVar[str] = "alamos_spans"
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None
+    path: str
+    name: str
+    level: Level
+    start_ns: int
+    end_ns: int
+    status: str
+    error_text: str | None
+    attributes: Mapping[str, AttrValue]
+    events: tuple[EventRecord, ...]
+    service: str
+    node: str
+    session_id: str | None = None
+    location: str | None = None
+
+    @property
+    def context(self) -> SpanContext:
+        return SpanContext(self.trace_id, self.span_id)
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+    @property
+    def export_level(self) -> Level:
+        return self.level
+
+    @property
+    def id(self) -> str:
+        return self.span_id
+
+
+@attrs.frozen(slots=True)
+class LogRecord:
+    """One log call (``exp.log.info(...)``) or a captured loguru record."""
+
+    table: ClassVar[str] = "alamos_logs"
+
+    id: str
+    ts_ns: int
+    path: str
+    level: str
+    """A loguru level name: TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, CRITICAL."""
+    message: str
+    trace_id: str | None
+    span_id: str | None
+    attributes: Mapping[str, AttrValue]
+    location: str | None
+    service: str
+    node: str
+    session_id: str | None = None
+
+    @property
+    def export_level(self) -> Level:
+        return log_export_level(self.level)
+
+
+@attrs.frozen(slots=True)
+class MetricRecord:
+    """One sample of one metric (one label set) at ``ts_ns``.
+
+    Counters and gauges fill ``value``; histograms fill ``sum``, ``count`` and
+    ``buckets`` (cumulative ``{"le": count}``) and leave ``value`` as ``sum``.
+    """
+
+    table: ClassVar[str] = "alamos_metrics"
+
+    id: str
+    ts_ns: int
+    path: str
+    name: str
+    kind: str
+    labels: Mapping[str, str]
+    value: float | None
+    sum: float | None
+    count: float | None
+    buckets: Mapping[str, float] | None
+    service: str
+    node: str
+    level: Level = Level.PROD
+
+    @property
+    def export_level(self) -> Level:
+        return self.level
+
+
+@attrs.frozen(slots=True)
+class ReportRecord:
+    """The output of one attached report provider at ``ts_ns``."""
+
+    table: ClassVar[str] = "alamos_reports"
+
+    id: str
+    ts_ns: int
+    path: str
+    key: str
+    report: Mapping[str, Any]
+    service: str
+    node: str
+    level: Level = Level.PROD
+
+    @property
+    def export_level(self) -> Level:
+        return self.level
+
+
+@attrs.frozen(slots=True)
+class ExperimentRecord:
+    """An experiment, recorded once when it is created."""
+
+    table: ClassVar[str] = "alamos_experiments"
+
+    path: str
+    parent_path: str | None
+    key: str
+    service: str
+    node: str
+    created_ns: int
+
+    @property
+    def export_level(self) -> Level:
+        return Level.PROD
+
+    @property
+    def id(self) -> str:
+        return self.path
+
+
+Record = SpanRecord | LogRecord | MetricRecord | ReportRecord | ExperimentRecord

@@ -1,0 +1,412 @@
+"""An append-only spool of record batches on local disk.
+
+When an exporter cannot keep up or is down, its :class:`~alamos.report.delivery.Delivery`
+writes batches here, and replays them through the exporter later.
+
+File format
+-----------
+Each process writes its own file ``spool-<pid>-<random>.jsonl`` and holds an
+exclusive :func:`fcntl.flock` on it while it has it open, so several processes
+can share a folder: a file that can be locked belongs to nobody alive and may
+be replayed.  The file starts with a fixed-size header line::
+
+    #alamos-spool v1 consumed=<16 hex digits> crc=<8 hex digits>\\n
+
+``consumed`` is the byte offset of the first line not yet replayed (a replayer
+updates it in place, with a CRC32 of the digits so a torn update is detected
+and only causes re-delivery).  Every other line is one batch, as written by
+:func:`alamos.report.codec.dumps_batch`: a JSON array of encoded records.
+
+Guarantees
+----------
+``append`` returns only after ``write`` + ``fsync`` of the line (and, for a
+new file, of the header and the directory entry), so a returned ``append``
+survives a crash.  A crash (SIGKILL, power loss) during an ``append`` can only
+leave a torn last line for that one unacknowledged batch; replay skips and
+counts it.  Replay deletes a file only after every line in it was consumed;
+a crash during replay re-delivers at most the batches consumed since the
+offset was last saved (export is idempotent), it never loses one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import secrets
+import threading
+import weakref
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import attrs
+
+from alamos.report.codec import dumps_batch, loads_batch
+from alamos.report.records import Record
+
+__all__ = ["ReplayStats", "Spool", "SpoolStats"]
+
+_PREFIX = "spool-"
+_SUFFIX = ".jsonl"
+_MAGIC = b"#alamos-spool v1 consumed="
+_READ_CHUNK = 1 << 20
+
+
+def _header(consumed: int) -> bytes:
+    digits = b"%016x" % consumed
+    return _MAGIC + digits + b" crc=%08x\n" % zlib.crc32(digits)
+
+
+_HEADER_LEN = len(_header(0))
+
+
+def _data_start(head: bytes) -> int:
+    """The offset replay starts at, given the first bytes of a spool file."""
+    if not head.startswith(b"#alamos-spool"):
+        return 0  # no header: every line is data
+    try:
+        consumed = int(head[len(_MAGIC) : len(_MAGIC) + 16], 16)
+    except ValueError:
+        consumed = -1
+    if consumed >= _HEADER_LEN and head[:_HEADER_LEN] == _header(consumed):
+        return consumed
+    # A torn header update: start over after the header (re-delivery is fine).
+    return _HEADER_LEN if head[_HEADER_LEN - 1 : _HEADER_LEN] == b"\n" else 0
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as exc:  # some file systems cannot fsync a directory
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _lines(fd: int, pos: int) -> Iterator[tuple[bytes, int]]:
+    """Lines of ``fd`` from ``pos``, each with the offset just after it.  The
+    last one may lack its newline (torn)."""
+    buf = b""
+    while True:
+        chunk = os.pread(fd, _READ_CHUNK, pos + len(buf))
+        if not chunk:
+            if buf:
+                yield buf, pos + len(buf)
+            return
+        buf += chunk
+        start = 0
+        while (nl := buf.find(b"\n", start)) >= 0:
+            yield buf[start : nl + 1], pos + nl + 1
+            start = nl + 1
+        buf = buf[start:]
+        pos += start
+
+
+@attrs.define
+class SpoolStats:
+    """Counters of one :class:`Spool` (this process only)."""
+
+    batches_spooled: int = 0
+    records_spooled: int = 0
+    batches_replayed: int = 0
+    records_replayed: int = 0
+    torn_lines: int = 0
+
+
+@attrs.define
+class ReplayStats:
+    """What one :meth:`Spool.replay` did."""
+
+    batches: int = 0
+    records: int = 0
+    torn_lines: int = 0
+    files_done: int = 0
+    """Files fully replayed, then deleted."""
+    files_skipped: int = 0
+    """Files locked by a live process (its own spool), left alone."""
+    error: Exception | None = None
+    """What ``consume`` raised; replay stopped there and kept the rest."""
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None
+
+
+class Spool:
+    """The spool folder ``directory`` (created on first append).
+
+    Thread-safe: ``append`` and ``replay`` may run concurrently in different
+    threads.  ``save_every``: during replay, the progress offset is made
+    durable every that many batches (and whenever ``consume`` fails).
+    """
+
+    def __init__(self, directory: Path | str, *, save_every: int = 64) -> None:
+        self.directory = Path(directory)
+        self._save_every = max(1, save_every)
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._size = 0
+        self._replay_fds: set[int] = set()
+        self._stats = SpoolStats()
+        _LIVE.add(self)
+
+    @property
+    def stats(self) -> SpoolStats:
+        with self._lock:
+            return attrs.evolve(self._stats)
+
+    @property
+    def path(self) -> Path | None:
+        """This process's current spool file, if one is open."""
+        return self._path
+
+    # -- writing --------------------------------------------------------------
+
+    def append(self, records: Sequence[Record]) -> None:
+        """Durably append one batch (one line).  Raises OSError if the disk fails."""
+        if not records:
+            return
+        line = dumps_batch(records)
+        with self._lock:
+            fd = self._open_locked()
+            try:
+                _write_all(fd, line)
+                os.fsync(fd)
+            except BaseException:
+                self._abandon_locked()
+                raise
+            self._size += len(line)
+            self._stats.batches_spooled += 1
+            self._stats.records_spooled += len(records)
+
+    def _open_locked(self) -> int:
+        if self._fd is not None:
+            return self._fd
+        directory = self.directory
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{_SUFFIX}"
+        final, tmp = directory / name, directory / f".{name}.tmp"
+        # Created under a name replay ignores, locked, then renamed: a replayer
+        # can never lock (and delete) a file before its owner holds it.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _write_all(fd, _header(_HEADER_LEN))
+            os.fsync(fd)
+            os.rename(tmp, final)
+            _fsync_dir(directory)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._fd, self._path, self._size = fd, final, _HEADER_LEN
+        return fd
+
+    def _abandon_locked(self) -> None:
+        """After a failed write: cut a partial line if possible, and never
+        append to this file again (a torn line is then at most the last one)."""
+        fd = self._fd
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, self._size)
+        self._close_locked()
+
+    def _close_locked(self) -> None:
+        fd, self._fd, self._path = self._fd, None, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # releases the flock
+
+    def close(self) -> None:
+        """Close this process's file (it becomes replayable).  Idempotent; a
+        later ``append`` opens a new file."""
+        with self._lock:
+            self._close_locked()
+
+    # -- reading --------------------------------------------------------------
+
+    def _spool_files(self) -> list[Path]:
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return []
+        found: list[tuple[int, str, Path]] = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith(_PREFIX) and name.endswith(_SUFFIX):
+                try:
+                    found.append((entry.stat().st_mtime_ns, name, Path(entry.path)))
+                except FileNotFoundError:
+                    continue
+            elif name.startswith("." + _PREFIX) and name.endswith(".tmp"):
+                self._remove_stale_tmp(Path(entry.path))
+        return [path for _, _, path in sorted(found)]
+
+    @staticmethod
+    def _remove_stale_tmp(path: Path) -> None:
+        """A file a crashed process created but never renamed (no data in it)."""
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.unlink(path)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def replay(self, consume: Callable[[list[Record]], None]) -> ReplayStats:
+        """Feed every batch of every unlocked spool file in the folder to
+        ``consume``, oldest file first, deleting each file once all of it was
+        consumed.  Lines that do not parse are skipped and counted.  If
+        ``consume`` raises, replay stops, keeps the rest for a later replay and
+        returns with ``error`` set.  This process's own file is closed first so
+        that it is replayed too (later appends go to a new file)."""
+        result = ReplayStats()
+        with self._lock:
+            self._close_locked()
+        for path in self._spool_files():
+            self._replay_file(path, consume, result)
+            if result.error is not None:
+                break
+        return result
+
+    def _replay_file(
+        self, path: Path, consume: Callable[[list[Record]], None], result: ReplayStats
+    ) -> None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            return  # gone (replayed by another process) or unreadable
+        with self._lock:
+            self._replay_fds.add(fd)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                result.files_skipped += 1  # its owner is alive
+                return
+            # Another replayer may have finished (and deleted) it since we opened it.
+            st, cur = os.fstat(fd), os.stat(path)
+            if (st.st_ino, st.st_dev) != (cur.st_ino, cur.st_dev):
+                return
+            if self._consume_file(fd, consume, result):
+                os.unlink(path)
+                result.files_done += 1
+        except FileNotFoundError:
+            return
+        except OSError:
+            result.files_skipped += 1  # unreadable for now: kept for a later replay
+        finally:
+            with self._lock:
+                if fd in self._replay_fds:  # not if closed by a fork in this thread
+                    self._replay_fds.discard(fd)
+                    os.close(fd)
+
+    def _consume_file(
+        self, fd: int, consume: Callable[[list[Record]], None], result: ReplayStats
+    ) -> bool:
+        """Replay one locked file; True if all of it was consumed."""
+        pos = _data_start(os.pread(fd, _HEADER_LEN, 0))
+        can_save = pos >= _HEADER_LEN
+        saved, unsaved = pos, 0
+        for line, end in _lines(fd, pos):
+            try:
+                batch = loads_batch(line)
+            except ValueError:
+                result.torn_lines += 1
+                with self._lock:
+                    self._stats.torn_lines += 1
+                pos = end
+                continue
+            if batch:
+                try:
+                    consume(batch)
+                except Exception as exc:
+                    result.error = exc
+                    if can_save and pos != saved:
+                        self._save(fd, pos)
+                    return False
+                result.batches += 1
+                result.records += len(batch)
+                with self._lock:
+                    self._stats.batches_replayed += 1
+                    self._stats.records_replayed += len(batch)
+                unsaved += 1
+            pos = end
+            if can_save and unsaved >= self._save_every:
+                self._save(fd, pos)
+                saved, unsaved = pos, 0
+        return True
+
+    @staticmethod
+    def _save(fd: int, consumed: int) -> None:
+        """Make replay progress durable (best effort: failing only means the
+        consumed batches are delivered again)."""
+        with contextlib.suppress(OSError):
+            os.pwrite(fd, _header(consumed), 0)
+            os.fsync(fd)
+
+    def pending(self) -> int:
+        """Bytes of spooled batches not yet replayed, in all files of the folder."""
+        total = 0
+        try:
+            entries = list(os.scandir(self.directory))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            if not (entry.name.startswith(_PREFIX) and entry.name.endswith(_SUFFIX)):
+                continue
+            try:
+                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                size = os.fstat(fd).st_size
+                total += max(0, size - _data_start(os.pread(fd, _HEADER_LEN, 0)))
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        return total
+
+    # -- fork -----------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        # The child shares the parent's open files and their locks: close its
+        # copies without unlocking (the parent still holds them) and start over.
+        self._lock = threading.Lock()
+        for fd in (self._fd, *self._replay_fds):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fd, self._path, self._size = None, None, 0
+        self._replay_fds = set()
+        self._stats = SpoolStats()
+
+
+_LIVE: weakref.WeakSet[Spool] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for spool in list(_LIVE):
+        spool._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,74 @@
+"""Attribute values: what is accepted, what is coerced, and the limits.
+
+Values are ``str``, ``bool``, ``int``, ``float``, or sequences of these
+(stored as tuples).  Anything else is stored as its ``repr``, so a span never
+raises because of an odd value and the exporter never meets an object it
+cannot serialise.
+
+Limits, chosen so that one runaway attribute cannot blow up the queue or a
+database row:
+
+* at most :data:`MAX_ATTRIBUTES` (128) attributes per span, log or event;
+  further keys are dropped and counted;
+* strings (values, and items of sequences) longer than
+  :data:`MAX_STRING` (4096) characters are truncated, with ``"…"`` appended;
+* sequences longer than :data:`MAX_SEQUENCE` (128) items are truncated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["MAX_ATTRIBUTES", "MAX_SEQUENCE", "MAX_STRING", "coerce_key", "coerce_value"]
+
+MAX_ATTRIBUTES = 128
+MAX_STRING = 4096
+MAX_SEQUENCE = 128
+
+_SCALARS = (str, bool, int, float)
+
+
+def _str(value: str) -> str:
+    if len(value) > MAX_STRING:
+        return value[:MAX_STRING] + "…"
+    return value
+
+
+def _scalar(value: Any) -> str | bool | int | float:
+    t = type(value)
+    if t is str:
+        return _str(value)
+    if t is bool or t is int or t is float:
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, str):
+        return _str(str(value))
+    if isinstance(value, bool | int | float):
+        return value  # type: ignore[no-any-return]
+    return _str(_safe_repr(value))
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:  # a hostile __repr__ must not break the span
+        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+
+
+def coerce_value(value: Any) -> Any:
+    """Return ``value`` as an allowed attribute value (see the module doc)."""
+    t = type(value)
+    if t is str:
+        return value if len(value) <= MAX_STRING else _str(value)
+    if t is int or t is float or t is bool:
+        return value
+    if t is list or t is tuple or t is set or t is frozenset:
+        items = list(value)[:MAX_SEQUENCE]
+        return tuple(_scalar(v) for v in items)
+    return _scalar(value)
+
+
+def coerce_key(key: Any) -> str:
+    """Attribute keys are strings; anything else is converted with ``str``."""
+    if type(key) is str:
+        return key if len(key) <= 256 else key[:256]
+    return _str(str(key))[:256]

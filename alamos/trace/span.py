@@ -1,0 +1,391 @@
+"""Spans: timed, nested units of work.
+
+The hot path (``Span.__init__``, ``__enter__``, ``__exit__``) is written for
+speed, and each shortcut below says why it is there:
+
+* ids are kept as ``int`` (``random.getrandbits``) and formatted as hex only
+  when somebody asks (``span.context``) or when the collector's worker builds
+  the record, off the instrumented thread;
+* a finished span is handed to its root's emitter as is; the
+  :class:`~alamos.report.records.SpanRecord` is built later by the worker;
+* attributes and events are allocated on first use only.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Mapping
+from random import getrandbits
+from time import time_ns
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from alamos.experiment.level import Level
+from alamos.report.records import EventRecord, SpanContext, SpanRecord
+from alamos.trace.attributes import MAX_ATTRIBUTES, coerce_key, coerce_value
+from alamos.trace.context import CURRENT
+
+if TYPE_CHECKING:
+    from alamos.trace.tracer import Tracer
+
+__all__ = ["INVALID_CONTEXT", "NoopSpan", "Span", "span_record"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+INVALID_CONTEXT = SpanContext("0" * 32, "0" * 16, sampled=False)
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class Span:
+    """A span being recorded.  Use it as a context manager (or call
+    :meth:`start` and :meth:`end`); it becomes the current span while open."""
+
+    __slots__ = (
+        "_attrs",
+        "_events",
+        "_parent",
+        "_pid",
+        "_sid",
+        "_tid",
+        "_token",
+        "_tracer",
+        "dropped_attributes",
+        "end_ns",
+        "error_text",
+        "level",
+        "location",
+        "name",
+        "path",
+        "sampled",
+        "session_id",
+        "start_ns",
+        "status",
+        "tracestate",
+    )
+
+    def __init__(
+        self, tracer: Tracer, level: Level, name: str, parent: SpanContext | Span | None = None
+    ) -> None:
+        self._tracer = tracer
+        self.level = level
+        self.name = name
+        self.path = tracer.path
+        self._parent = parent
+        self._attrs: dict[str, Any] | None = None
+        self._events: list[EventRecord] | None = None
+        self.status = "unset"
+        self.error_text: str | None = None
+        self.start_ns = 0
+        self.end_ns: int | None = None
+        self.location: str | None = None
+
+    # -- lifetime ---------------------------------------------------------
+
+    def start(self) -> Span:
+        """Start the span and make it current.  ``with span:`` calls this."""
+        parent = self._parent
+        tracer = self._tracer
+        if parent is None:
+            parent = CURRENT.get()
+        if parent is None:
+            # A new trace.  The id is never 0 (W3C treats all-zero as invalid).
+            tid = getrandbits(128) or 1
+            self._tid = tid
+            self._pid: int | None = None
+            self.sampled = tracer._root_sampled(tid)
+            self.tracestate: str | None = None
+        elif type(parent) is Span:
+            self._tid = parent._tid
+            self._pid = parent._sid
+            self.sampled = parent.sampled
+            self.tracestate = parent.tracestate
+        else:
+            self._start_remote(parent)  # type: ignore[arg-type]
+        self._sid = getrandbits(64) or 1
+        self.session_id = tracer._exp._session_id
+        if tracer._track:
+            tracer._track_open(self)
+        self.start_ns = time_ns()
+        self._token = CURRENT.set(self)
+        return self
+
+    def _start_remote(self, parent: SpanContext) -> None:
+        try:
+            tid = int(parent.trace_id, 16)
+            pid = int(parent.span_id, 16)
+        except (TypeError, ValueError):
+            tid, pid = 0, 0
+        if tid == 0 or pid == 0:  # an invalid context starts a fresh trace
+            tid = getrandbits(128) or 1
+            self._tid, self._pid = tid, None
+            self.sampled = self._tracer._root_sampled(tid)
+            self.tracestate = None
+            return
+        self._tid, self._pid = tid, pid
+        self.sampled = self._tracer._sampled_with_parent(tid, parent.sampled)
+        self.tracestate = parent.tracestate
+
+    def end(self) -> None:
+        """End the span (idempotent) and hand it to the exporters if sampled."""
+        if self.end_ns is not None:
+            return
+        self.end_ns = time_ns()
+        tracer = self._tracer
+        if tracer._track:
+            tracer._untrack(self)
+        if self.sampled:
+            tracer._emit(self)
+
+    def __enter__(self) -> Span:
+        return self.start()
+
+    def __exit__(self, et: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and isinstance(exc, Exception):
+            self.error(exc)
+        self.end()
+        try:
+            CURRENT.reset(self._token)
+        except ValueError:
+            # Exited in another context than it was entered (an async
+            # generator resumed elsewhere): restore the parent by hand.
+            parent = self._parent
+            CURRENT.set(parent if type(parent) is Span else None)
+
+    def __call__(self, fn: F) -> F:
+        """Use a named span as a decorator: a new span per call."""
+        return self._tracer._decorate(self.level, self.name, fn)
+
+    # -- data -------------------------------------------------------------
+
+    def set(self, key: str, value: Any) -> Span:
+        """Set one attribute (see :mod:`alamos.trace.attributes` for the rules)."""
+        if self.end_ns is not None:
+            return self
+        attrs = self._attrs
+        if attrs is None:
+            attrs = self._attrs = {}
+        if len(attrs) >= MAX_ATTRIBUTES and key not in attrs:
+            self.dropped_attributes = getattr(self, "dropped_attributes", 0) + 1
+            return self
+        attrs[key if type(key) is str else coerce_key(key)] = coerce_value(value)
+        return self
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> Span:
+        for key, value in attributes.items():
+            self.set(key, value)
+        return self
+
+    def event(self, name: str, /, **attributes: Any) -> Span:
+        """Record a point in time inside the span."""
+        if self.end_ns is not None:
+            return self
+        events = self._events
+        if events is None:
+            events = self._events = []
+        if len(events) < MAX_ATTRIBUTES:
+            events.append(EventRecord(str(name), time_ns(), _coerce_attrs(attributes)))
+        return self
+
+    def error(self, exc: BaseException) -> BaseException:
+        """Record ``exc`` on the span, set the status to error, return ``exc``.
+
+        So that ``raise span.error(ValueError(...))`` reads naturally.
+        """
+        self.status = "error"
+        self.error_text = _error_text(exc)
+        self.event(
+            "exception",
+            type=type(exc).__qualname__,
+            message=_safe_str(exc),
+            stacktrace="".join(traceback.format_exception(exc)),
+        )
+        return exc
+
+    def set_status(self, status: str, description: str | None = None) -> Span:
+        if status not in ("unset", "ok", "error"):
+            raise ValueError(f"invalid span status {status!r}: use 'unset', 'ok' or 'error'")
+        self.status = status
+        if description is not None:
+            self.error_text = description
+        return self
+
+    # -- views ------------------------------------------------------------
+
+    @property
+    def context(self) -> SpanContext:
+        return SpanContext(f"{self._tid:032x}", f"{self._sid:016x}", self.sampled, self.tracestate)
+
+    @property
+    def trace_id(self) -> str:
+        return f"{self._tid:032x}"
+
+    @property
+    def span_id(self) -> str:
+        return f"{self._sid:016x}"
+
+    @property
+    def parent_id(self) -> str | None:
+        return None if self._pid is None else f"{self._pid:016x}"
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        return MappingProxyType(self._attrs) if self._attrs else _EMPTY
+
+    @property
+    def events(self) -> tuple[EventRecord, ...]:
+        return tuple(self._events) if self._events else ()
+
+    @property
+    def recording(self) -> bool:
+        return self.sampled and self.end_ns is None
+
+    def __repr__(self) -> str:
+        return f"<Span {self.path}:{self.name} {self.status} trace={self.trace_id}>"
+
+
+def span_record(span: Span, service: str, node: str) -> SpanRecord:
+    """Build the frozen record of a finished span (done by the worker)."""
+    pid = span._pid
+    attrs = span._attrs
+    return SpanRecord(
+        f"{span._tid:032x}",
+        f"{span._sid:016x}",
+        None if pid is None else f"{pid:016x}",
+        span.path,
+        span.name,
+        span.level,
+        span.start_ns,
+        span.end_ns if span.end_ns is not None else span.start_ns,
+        span.status,
+        span.error_text,
+        MappingProxyType(dict(attrs)) if attrs else _EMPTY,
+        tuple(span._events) if span._events else (),
+        service,
+        node,
+        span.session_id,
+        span.location,
+    )
+
+
+class NoopSpan:
+    """What a filtered-out factory returns: the same API, doing nothing.
+
+    One instance per tracer and level is shared by every call, so a
+    filtered-out ``with`` allocates nothing.  It keeps its tracer only so
+    that ``@exp.trace.debug("name")`` still works as a decorator when the
+    level is switched on later (spans are then named by ``__qualname__``).
+    """
+
+    __slots__ = ("_level", "_tracer")
+
+    name = ""
+    path = ""
+    status = "unset"
+    error_text = None
+    start_ns = 0
+    end_ns = 0
+    session_id = None
+    parent_id = None
+    sampled = False
+    recording = False
+    location = None
+    attributes: Mapping[str, Any] = _EMPTY
+    events: tuple[EventRecord, ...] = ()
+    context = INVALID_CONTEXT
+
+    def __init__(self, tracer: Tracer | None, level: Level) -> None:
+        self._tracer = tracer
+        self._level = level
+
+    @property
+    def level(self) -> Level:
+        return self._level
+
+    def __enter__(self) -> NoopSpan:
+        return self
+
+    def __exit__(self, et: object, exc: object, tb: object) -> None:
+        return None
+
+    def start(self) -> NoopSpan:
+        return self
+
+    def end(self) -> None:
+        return None
+
+    def set(self, key: str, value: Any) -> NoopSpan:
+        return self
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> NoopSpan:
+        return self
+
+    def event(self, name: str, /, **attributes: Any) -> NoopSpan:
+        return self
+
+    def set_status(self, status: str, description: str | None = None) -> NoopSpan:
+        return self
+
+    def error(self, exc: BaseException) -> BaseException:
+        return exc
+
+    def __call__(self, fn: F) -> F:
+        if self._tracer is None:
+            return fn
+        return self._tracer._decorate(self._level, None, fn)
+
+    def __repr__(self) -> str:
+        return f"<NoopSpan {self._level}>"
+
+
+def decorate(start: Callable[[], Span | NoopSpan], fn: F) -> F:
+    """Wrap ``fn`` (sync or async) so that each call runs inside ``start()``."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def awrapper(*args: Any, **kwargs: Any) -> Any:
+            with start():
+                return await fn(*args, **kwargs)
+
+        return awrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with start():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _coerce_attrs(attributes: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    items = attributes.items() if isinstance(attributes, Mapping) else attributes
+    out: dict[str, Any] = {}
+    for key, value in items:
+        if len(out) >= MAX_ATTRIBUTES:
+            break
+        out[coerce_key(key)] = coerce_value(value)
+    return out
+
+
+def _safe_str(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:
+        return f"<unprintable {type(exc).__name__}>"
+
+
+def _error_text(exc: BaseException) -> str:
+    text = _safe_str(exc)
+    name = type(exc).__qualname__
+    return f"{name}: {text}" if text else name
+
+
+def caller_location(depth: int) -> str:
+    """``file:line`` of the frame ``depth`` levels above the caller."""
+    try:
+        frame = sys._getframe(depth + 1)
+    except ValueError:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
