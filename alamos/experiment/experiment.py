@@ -138,7 +138,7 @@ class Experiment:
             prod = state.enabled(Level.PROD, self.path)
         self._on = (bench, debug, prod)
         self._session_id = state.session_for(self.path)
-        self.trace._refresh(bench, debug, prod)
+        self.trace._refresh(bench, debug, prod, self._session_id)
         self.log._refresh(bench, debug, prod)
         self.metrics._refresh()
 

@@ -242,7 +242,7 @@ class Spool:
     def _spool_files(self) -> list[Path]:
         try:
             entries = list(os.scandir(self.directory))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
         found: list[tuple[int, str, Path]] = []
         for entry in entries:
@@ -368,7 +368,7 @@ class Spool:
         total = 0
         try:
             entries = list(os.scandir(self.directory))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return 0
         for entry in entries:
             if not (entry.name.startswith(_PREFIX) and entry.name.endswith(_SUFFIX)):

@@ -81,7 +81,38 @@ _MAX_JSON_INT_BITS = 8192  # json refuses to write ints of more than 4300 digits
 _NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
 _I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-_encode = _ENCODER.encode
+
+
+def _make_encoder() -> Callable[[object], str]:
+    """A strict compact JSON encoder, built once.
+
+    ``JSONEncoder.encode`` builds a new C encoder on every call, which costs
+    more than encoding a small dict; this reuses one (without the cycle check:
+    a cycle ends in RecursionError, which :func:`dumps_json` handles).
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    basestring = getattr(json.encoder, "c_encode_basestring", None)
+    if make is None or basestring is None:
+        return _ENCODER.encode
+
+    def default(o: object) -> Any:
+        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+    try:
+        c_encoder = make(None, default, basestring, None, ":", ",", False, False, False)
+
+        def encode(o: object) -> str:
+            return "".join(c_encoder(o, 0))
+
+        probe = {"a": [1, 2.5, None, True, "\u00e9\x00"], "b": {}}
+        if encode(probe) != _ENCODER.encode(probe):
+            return _ENCODER.encode
+    except Exception:
+        return _ENCODER.encode
+    return encode
+
+
+_encode = _make_encoder()
 
 
 def clean_text(s: str) -> str:
@@ -138,7 +169,7 @@ def _int(v: object) -> int:
     if type(v) is int and _I64_MIN <= v <= _I64_MAX:
         return v
     try:
-        i = int(v)  # type: ignore[call-overload]
+        i: int = int(v)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         return 0
     return min(max(i, _I64_MIN), _I64_MAX)
@@ -147,7 +178,7 @@ def _int(v: object) -> int:
 def _num(v: object) -> float | None:
     """A double precision column: NaN and ±inf are kept (see :func:`rows_for`)."""
     if type(v) is float or v is None:
-        return v  # type: ignore[return-value]
+        return v
     try:
         return float(v)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
@@ -210,7 +241,7 @@ def json_safe(value: object, _depth: int = 0) -> Any:
 
 def _json_key(k: object) -> str:
     if type(k) is str:
-        return clean_text(k)  # type: ignore[arg-type]
+        return clean_text(k)
     if k is None or isinstance(k, bool | int | float):
         key = json_safe(k)
         return key if isinstance(key, str) else _encode(key)
@@ -238,7 +269,15 @@ def dumps_json(value: object) -> str:
 
 def _json_col(value: object) -> str | None:
     """A JSON column as text (``None`` is SQL NULL)."""
-    return None if value is None else dumps_json(value)
+    if value is None:
+        return None
+    if not value:
+        t = type(value)
+        if t is dict:
+            return "{}"
+        if t is list or t is tuple:
+            return "[]"
+    return dumps_json(value)
 
 
 def _json_data(value: object) -> Any:
@@ -256,7 +295,7 @@ _Row = tuple[Any, ...]
 _JsonFn = Callable[[object], Any]
 
 
-def _events(events: Iterable[EventRecord]) -> list[dict[str, Any]] | None:
+def _events(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
     if not events:
         return []
     return [
@@ -468,18 +507,40 @@ def _sqlite_insert(conn: Connection, table: str, rows: Sequence[_Row]) -> None:
 
 
 def _pg_copy(conn: Connection, table: str, rows: Sequence[_Row]) -> None:
+    """COPY ``rows`` into ``table``, skipping rows whose key is already there.
+
+    The common case (no row stored yet) is one COPY straight into the table,
+    under a savepoint.  If a key is already taken (a replay), the COPY fails
+    and is redone into a temporary table, from which
+    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` takes the new rows.
+    """
+    from psycopg.errors import UniqueViolation
+
     raw: Any = conn.connection.driver_connection
     cols = _quoted(COLUMNS[table])
-    tmp = f"_alamos_load_{table}"
     with raw.cursor() as cur:
+        cur.execute("SAVEPOINT alamos_copy")
+        try:
+            _pg_copy_rows(cur, table, cols, rows)
+        except UniqueViolation:
+            cur.execute("ROLLBACK TO SAVEPOINT alamos_copy")
+        else:
+            cur.execute("RELEASE SAVEPOINT alamos_copy")
+            return
+        tmp = f"_alamos_load_{table}"
         cur.execute(f'CREATE TEMP TABLE "{tmp}" (LIKE "{table}") ON COMMIT DROP')
-        with cur.copy(f'COPY "{tmp}" ({cols}) FROM STDIN') as copy:
-            write = copy.write_row
-            for row in rows:
-                write(row)
+        _pg_copy_rows(cur, tmp, cols, rows)
         cur.execute(
             f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{tmp}" ON CONFLICT DO NOTHING'
         )
+        cur.execute(f'DROP TABLE "{tmp}"')
+
+
+def _pg_copy_rows(cur: Any, table: str, cols: str, rows: Sequence[_Row]) -> None:
+    with cur.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
+        write = copy.write_row
+        for row in rows:
+            write(row)
 
 
 def _pg_executemany(conn: Connection, table: str, rows: Sequence[_Row]) -> None:

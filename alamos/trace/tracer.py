@@ -45,6 +45,7 @@ class Tracer:
         "_noop_prod",
         "_prod",
         "_sampler",
+        "_session_id",
         "_track",
         "path",
     )
@@ -63,12 +64,14 @@ class Tracer:
         self._always = sampler.threshold >= _FULL
         self._track = track
         self._bench = self._debug = self._prod = False
+        self._session_id: str | None = None
         self._noop_bench = NoopSpan(self, Level.BENCH)
         self._noop_debug = NoopSpan(self, Level.DEBUG)
         self._noop_prod = NoopSpan(self, Level.PROD)
 
-    def _refresh(self, bench: bool, debug: bool, prod: bool) -> None:
+    def _refresh(self, bench: bool, debug: bool, prod: bool, session_id: str | None) -> None:
         self._bench, self._debug, self._prod = bench, debug, prod
+        self._session_id = session_id
 
     # -- the factories (hot path) -------------------------------------------
 

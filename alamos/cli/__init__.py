@@ -1,0 +1,24 @@
+"""The ``alamos`` command line.
+
+Each subcommand lives in its own module and registers itself on :data:`main`.
+"""
+
+from __future__ import annotations
+
+import click
+
+__all__ = ["main"]
+
+
+@click.group()
+@click.version_option(package_name="alamos")
+def main() -> None:
+    """alamos: instrumentation as a tree of experiments."""
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to ``main``.
+    from alamos.cli import demo  # noqa: F401
+
+
+_register()
