@@ -94,7 +94,9 @@ def new(
     if db_url:
         from alamos.report.sql import SQLExporter
 
-        all_exporters.append(SQLExporter(db_url))
+        # The level filter already decides what is recorded; the shorthand
+        # stores all of it (min_level="bench").  Pass exporters= for more control.
+        all_exporters.append(SQLExporter(db_url, min_level="bench"))
     state = RootState(
         level_filter=level_filter,
         service=service if service is not None else key,

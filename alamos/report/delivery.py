@@ -159,6 +159,8 @@ class Delivery:
             if self._closed:
                 reason = "delivery closed"
         if self._spool_batch(batch):
+            if self._closed and self._spool is not None:
+                self._spool.close()  # leave no file locked after close
             return
         with self._cond:  # no spool: keep it in memory while there is room
             if not self._closed and len(self._queue) < self._max_pending:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import sqlite3
 import threading
@@ -483,7 +484,7 @@ def normalize_url(url: str | URL) -> URL:
 
 def _default_name(u: URL) -> str:
     scheme = "postgresql" if u.drivername.startswith("postgresql") else "sqlite"
-    ident = u.set(password=None).render_as_string(hide_password=False)
+    ident = u.render_as_string(hide_password=True)  # "user:***@host": no secret
     return f"sql-{scheme}-{hashlib.sha1(ident.encode()).hexdigest()[:12]}"
 
 
@@ -557,6 +558,16 @@ def _pg_executemany(conn: Connection, table: str, rows: Sequence[_Row]) -> None:
 _Writer = Callable[[Connection, str, Sequence[_Row]], None]
 
 
+def _file_identity(path: str | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 # ---------------------------------------------------------------------------
 # The exporter
 # ---------------------------------------------------------------------------
@@ -598,11 +609,20 @@ class SQLExporter:
         self._engine: Engine | None = None
         self._schema_ready = False
         self._closed = False
+        self._sqlite_path: str | None = None
+        self._sqlite_file: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self.dialect: str = (
             "postgresql" if self.url.drivername.startswith("postgresql") else "sqlite"
         )
         self._writer: _Writer = _pg_copy if self.dialect == "postgresql" else _sqlite_insert
+        database = self.url.database or ""
+        if (
+            self.dialect == "sqlite"
+            and database not in ("", ":memory:")
+            and not database.startswith("file:")
+        ):
+            self._sqlite_path = database
 
     def __repr__(self) -> str:
         url = self.url.render_as_string(hide_password=True)
@@ -625,9 +645,16 @@ class SQLExporter:
         with self._lock:
             engine = self.engine
             try:
+                if self._schema_ready and self._sqlite_file_changed():
+                    # Deleted or replaced under us: an open connection would
+                    # go on writing to the old file, where nobody looks.
+                    self._schema_ready = False
+                    engine.dispose()
                 if not self._schema_ready:
-                    self._make_sqlite_dir()
+                    if self._sqlite_path is not None:
+                        Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
                     ensure_schema(engine)
+                    self._sqlite_file = _file_identity(self._sqlite_path)
                     self._schema_ready = True
                 with engine.begin() as conn:
                     for table in TABLES:
@@ -650,14 +677,10 @@ class SQLExporter:
 
     # -- engines -----------------------------------------------------------
 
-    def _make_sqlite_dir(self) -> None:
-        database = self.url.database or ""
-        if (
-            self.dialect == "sqlite"
-            and database not in ("", ":memory:")
-            and not database.startswith("file:")
-        ):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    def _sqlite_file_changed(self) -> bool:
+        return (
+            self._sqlite_path is not None and _file_identity(self._sqlite_path) != self._sqlite_file
+        )
 
     def _create_engine(self) -> Engine:
         kwargs: dict[str, Any] = {"json_serializer": dumps_json}

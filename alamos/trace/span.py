@@ -146,7 +146,8 @@ class Span:
             tracer._emit(self)
 
     def __exit__(self, et: object, exc: BaseException | None, tb: object) -> None:
-        if exc is not None and isinstance(exc, Exception):
+        # An error already recorded (`raise span.error(e)`) is not recorded twice.
+        if exc is not None and isinstance(exc, Exception) and self.status != "error":
             self.error(exc)
         # end(), inlined: this is the hot path.
         if self.end_ns is None:
