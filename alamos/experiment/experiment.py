@@ -34,6 +34,10 @@ __all__ = ["Experiment"]
 class Experiment:
     """One node of an experiment tree.  Create a tree with :func:`alamos.new`."""
 
+    key: str
+    path: str
+    parent: Experiment | None
+
     def __init__(self, state: RootState, key: str, parent: Experiment | None) -> None:
         self._root_state = state
         self.key = key

@@ -32,7 +32,7 @@ LevelLike = Level | str
 _BY_NAME = {lvl.name.lower(): lvl for lvl in Level}
 
 
-def parse_level(value: LevelLike) -> Level:
+def parse_level(value: LevelLike | int) -> Level:
     """Turn ``"debug"``, ``Level.DEBUG`` (or its int value) into a :class:`Level`."""
     if isinstance(value, Level):
         return value

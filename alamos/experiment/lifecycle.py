@@ -25,6 +25,7 @@ from alamos.experiment.keys import validate_key
 from alamos.experiment.root import RootState
 from alamos.report.collector import Collector, metric_records, report_records, to_record
 from alamos.report.exporter import Exporter
+from alamos.report.records import Record
 from alamos.trace.sampling import coerce_sampler
 
 __all__ = ["UnendedSpansError", "close_tree", "new"]
@@ -186,10 +187,15 @@ def close_tree(state: RootState, root: Experiment, timeout: float | None) -> Non
     with state.lock:
         if state.closed:
             return
-        final = [*metric_records(root), *report_records(root)]
+        final: list[Record] = [*metric_records(root), *report_records(root)]
         unended = list(state.open_spans.values())
         state.closed = True
         state.refresh()  # everything is a no-op from now on
+    for closer in state.closers:
+        try:
+            closer()
+        except Exception as exc:
+            warnings.warn(f"alamos: a close hook failed: {exc}", stacklevel=2)
     for record in final:
         for sink in state.sync_sinks:
             if record.export_level >= sink.min_level:

@@ -63,6 +63,8 @@ class RootState:
         self.collector: Collector | None = None
         self.open_spans: dict[int, Span] = {}
         self.closed = False
+        #: Called once at close (e.g. removing a loguru capture sink).
+        self.closers: list[Callable[[], None]] = []
         self.emit: Callable[[Any], None] = _discard
 
     # -- filtering ------------------------------------------------------------

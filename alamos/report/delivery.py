@@ -414,6 +414,8 @@ class Delivery:
             if self._stopping:
                 raise _Stop
             self.exporter.export(batch)
+            with self._cond:
+                self._stats.replayed += len(batch)
 
         try:
             result = spool.replay(consume)
@@ -421,7 +423,6 @@ class Delivery:
             log.warning("alamos: cannot replay spool %s: %s", spool.directory, exc)
             return True
         with self._cond:
-            self._stats.replayed += result.records
             self._stats.torn_lines += result.torn_lines
         if result.torn_lines:
             log.warning(

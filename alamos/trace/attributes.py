@@ -12,18 +12,21 @@ database row:
   further keys are dropped and counted;
 * strings (values, and items of sequences) longer than
   :data:`MAX_STRING` (4096) characters are truncated, with ``"…"`` appended;
-* sequences longer than :data:`MAX_SEQUENCE` (128) items are truncated.
+* sequences longer than :data:`MAX_SEQUENCE` (128) items are truncated;
+* keys are strings (anything else goes through ``str``) of at most
+  :data:`MAX_KEY` (256) characters.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MAX_ATTRIBUTES", "MAX_SEQUENCE", "MAX_STRING", "coerce_key", "coerce_value"]
+__all__ = ["MAX_ATTRIBUTES", "MAX_KEY", "MAX_SEQUENCE", "MAX_STRING", "coerce_key", "coerce_value"]
 
 MAX_ATTRIBUTES = 128
 MAX_STRING = 4096
 MAX_SEQUENCE = 128
+MAX_KEY = 256
 
 _SCALARS = (str, bool, int, float)
 
@@ -40,10 +43,16 @@ def _scalar(value: Any) -> str | bool | int | float:
         return _str(value)
     if t is bool or t is int or t is float:
         return value  # type: ignore[no-any-return]
+    # Subclasses (str enums, IntEnum, numpy-like scalars...) become the plain
+    # type, without calling methods the subclass may override.
     if isinstance(value, str):
-        return _str(str(value))
-    if isinstance(value, bool | int | float):
-        return value  # type: ignore[no-any-return]
+        return _str(str.__str__(value))
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
     return _str(_safe_repr(value))
 
 
@@ -70,5 +79,11 @@ def coerce_value(value: Any) -> Any:
 def coerce_key(key: Any) -> str:
     """Attribute keys are strings; anything else is converted with ``str``."""
     if type(key) is str:
-        return key if len(key) <= 256 else key[:256]
-    return _str(str(key))[:256]
+        return key if len(key) <= MAX_KEY else key[:MAX_KEY]
+    if isinstance(key, str):
+        return str.__str__(key)[:MAX_KEY]
+    try:
+        text = str(key)
+    except Exception:
+        text = _safe_repr(key)
+    return text[:MAX_KEY]

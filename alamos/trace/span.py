@@ -18,6 +18,7 @@ import inspect
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import Token
 from random import getrandbits
 from time import time_ns
 from types import MappingProxyType
@@ -63,6 +64,15 @@ class Span:
         "tracestate",
     )
 
+    _tid: int
+    _sid: int
+    _pid: int | None
+    _token: Token[Span | None]
+    sampled: bool
+    session_id: str | None
+    start_ns: int
+    tracestate: str | None
+
     _attrs: dict[str, Any] | None = None
     _events: list[EventRecord] | None = None
     status = "unset"
@@ -91,9 +101,9 @@ class Span:
             # A new trace.  The id is never 0 (W3C treats all-zero as invalid).
             tid = getrandbits(128) or 1
             self._tid = tid
-            self._pid: int | None = None
+            self._pid = None
             self.sampled = tracer._always or tracer._root_sampled(tid)
-            self.tracestate: str | None = None
+            self.tracestate = None
         elif type(parent) is Span:
             self._tid = parent._tid
             self._pid = parent._sid

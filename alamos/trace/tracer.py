@@ -50,6 +50,11 @@ class Tracer:
         "path",
     )
 
+    path: str
+    _always: bool
+    _track: bool
+    _session_id: str | None
+
     def __init__(
         self,
         exp: Experiment,
@@ -148,7 +153,9 @@ class Tracer:
 
     def enabled(self, level: LevelLike) -> bool:
         lvl = parse_level(level)
-        return self._prod if lvl is Level.PROD else self._debug if lvl is Level.DEBUG else self._bench
+        if lvl is Level.PROD:
+            return self._prod
+        return self._debug if lvl is Level.DEBUG else self._bench
 
     # -- helpers used by Span -----------------------------------------------
 

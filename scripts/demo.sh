@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run the alamos demo on the embedded default (a SQLite file, ./alamos.db).
+# Creates .venv and installs alamos into it on first use.  Extra arguments go
+# to `alamos demo` (e.g. --seconds 10, --workers 3, --db postgresql://...).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -x .venv/bin/alamos ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[postgres]'
+fi
+exec .venv/bin/alamos demo "$@"
