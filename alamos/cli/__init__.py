@@ -18,7 +18,10 @@ def main() -> None:
 
 def _register() -> None:
     # Imported for their side effect of adding commands to ``main``.
-    from alamos.cli import demo  # noqa: F401
+    from alamos.cli import (
+        demo,  # noqa: F401
+        traces,  # noqa: F401
+    )
 
 
 _register()

@@ -95,7 +95,9 @@ async def serve(handler: Handler, *, port: int = 0, ready: Callable[[int], None]
                 reason = _REASONS.get(response.status, "Unknown")
                 try:
                     await stream.send(
-                        _encode(f"HTTP/1.1 {response.status} {reason}", response.headers, response.body)
+                        _encode(
+                            f"HTTP/1.1 {response.status} {reason}", response.headers, response.body
+                        )
                     )
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     return

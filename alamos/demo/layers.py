@@ -167,9 +167,10 @@ class Api:
 
     async def handle(self, request: Request) -> Response:
         parent = alamos.extract(request.headers)
-        with self.latency.time(), self.exp.trace.prod(
-            f"{request.method} /kv", parent=parent
-        ) as span:
+        with (
+            self.latency.time(),
+            self.exp.trace.prod(f"{request.method} /kv", parent=parent) as span,
+        ):
             key = request.target.rsplit("/", 1)[-1]
             span.set_attributes({"http.method": request.method, "key": key})
             try:

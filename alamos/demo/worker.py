@@ -28,7 +28,7 @@ async def _main(index: int, db: str, level: str) -> None:
 
         async with anyio.create_task_group() as tg:
             with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                tg.start_soon(lambda: serve(server.handle, ready=ready))  # type: ignore[arg-type]
+                tg.start_soon(lambda: serve(server.handle, ready=ready))
                 async for _ in signals:
                     tg.cancel_scope.cancel()
                     break

@@ -67,8 +67,17 @@ async def _start_server(
 
 def _spawn_storage(index: int, db: str, level: str) -> tuple[subprocess.Popen[bytes], int]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "alamos.demo.worker", "--index", str(index), "--db", db,
-         "--level", level],
+        [
+            sys.executable,
+            "-m",
+            "alamos.demo.worker",
+            "--index",
+            str(index),
+            "--db",
+            db,
+            "--level",
+            level,
+        ],
         stdout=subprocess.PIPE,
     )
     assert proc.stdout is not None

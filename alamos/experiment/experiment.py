@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from alamos.experiment.filter import coerce_filter
-from alamos.experiment.keys import validate_key
+from alamos.experiment.keys import validate_key, validate_path
 from alamos.experiment.level import Level, LevelLike, parse_level
 from alamos.experiment.session import DebugSession
 from alamos.log.logger import Logger
@@ -57,7 +57,10 @@ class Experiment:
 
     def sub(self, key: str) -> Experiment:
         """The child called ``key``, created on first use (thread-safe)."""
-        child = self._children.get(key)
+        try:
+            child = self._children.get(key)
+        except TypeError:  # unhashable: not a key, validate_key says why
+            child = None
         if child is not None:
             return child
         validate_key(key)
@@ -69,7 +72,8 @@ class Experiment:
                 child._refresh()
                 self._children[key] = child
                 state.index[child.path] = child
-                child._announce()
+                if not state.closed:
+                    child._announce()
         return child
 
     def find(self, path: str) -> Experiment | None:
@@ -129,8 +133,11 @@ class Experiment:
         return self._root_state.enabled(level, self.path)
 
     def enabled(self, level: LevelLike) -> bool:
-        """Whether records of ``level`` made here are kept right now."""
-        return self._enabled(parse_level(level))
+        """Whether records of ``level`` made here are kept right now (never
+        once the tree is closed)."""
+        bench, debug, prod = self._on
+        lvl = parse_level(level)
+        return prod if lvl is Level.PROD else debug if lvl is Level.DEBUG else bench
 
     def _refresh(self) -> None:
         state = self._root_state
@@ -155,10 +162,10 @@ class Experiment:
         """Lower the threshold of the subtree at ``path`` (default: this
         experiment) to ``level`` while the returned session is open."""
         target = self.path if path is None else path
-        if not isinstance(target, str) or not all(
-            part and validate_key(part) for part in target.split(".")
-        ):
-            raise ValueError(f"invalid debug session path {target!r}")
+        try:
+            validate_path(target)
+        except ValueError as exc:
+            raise ValueError(f"invalid debug session path: {exc}") from None
         return DebugSession(self._root_state, target, parse_level(level))
 
     # -- reports --------------------------------------------------------------
@@ -241,5 +248,3 @@ class Experiment:
 
     def __repr__(self) -> str:
         return f"<Experiment {self.path}>"
-
-

@@ -37,7 +37,13 @@ class Filter:
 
     def __init__(self, spec: object = None) -> None:
         if spec is None:
-            spec = level_from_env() or Level.PROD
+            env = level_from_env()
+            if env is not None:
+                try:
+                    Filter(env)
+                except ValueError as exc:
+                    raise ValueError(f"{exc} (from the environment variable {ENV_LEVEL})") from None
+            spec = env or Level.PROD
         self.spec = spec
         self._func: Callable[[Level, str], bool] | None = None
         self._default = Level.PROD
@@ -119,4 +125,3 @@ def coerce_filter(spec: object) -> Filter:
     if isinstance(spec, int) and not isinstance(spec, bool):
         return Filter(parse_level(spec))
     return Filter(spec)
-

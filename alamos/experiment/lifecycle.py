@@ -9,6 +9,7 @@ give a child process its own worker.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import socket
 import warnings
@@ -144,17 +145,23 @@ def new(
     state.index[root.path] = root
     root._refresh()
     root._announce()
-    dropped_counter.append(
-        root.metrics.counter(
-            "alamos_dropped_records",
-            "Records alamos could not keep (queue full, or database and spool both failed)",
-            labelnames=["reason"],
+    if background:  # only a queue or a spool can drop records
+        dropped_counter.append(
+            root.metrics.counter(
+                "alamos_dropped_records",
+                "Records alamos could not keep (queue full, or database and spool both failed)",
+                labelnames=["reason"],
+            )
         )
-    )
     if not node_given:
+        # A weak reference: fork hooks live as long as the process, and must
+        # not keep every tree (and its recorders) alive.
+        state_ref = weakref.ref(state)
 
         def after_fork() -> None:
-            state.node = default_node()
+            forked = state_ref()
+            if forked is not None:
+                forked.node = default_node()
 
         os.register_at_fork(after_in_child=after_fork)
     _OPEN.add(root)
@@ -221,7 +228,5 @@ def close_tree(state: RootState, root: Experiment, timeout: float | None) -> Non
 @atexit.register
 def _close_open_roots() -> None:
     for root in list(_OPEN):
-        try:
+        with contextlib.suppress(Exception):  # interpreter shutdown: best effort
             root.close(timeout=5.0)
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass

@@ -8,6 +8,7 @@ experiment of the tree.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,8 @@ class RootState:
         self.strict = strict
         self.console = console
         self.registry = CollectorRegistry(auto_describe=True)
+        #: Every metric of the tree, enabled or not: only to catch name clashes.
+        self.metric_names = CollectorRegistry(auto_describe=True)
         self.lock = threading.RLock()
         self.index: dict[str, Experiment] = {}
         self.sessions: list[DebugSession] = []
@@ -72,10 +75,7 @@ class RootState:
     def enabled(self, level: Level, path: str) -> bool:
         if self.filter.enabled(level, path):
             return True
-        for session in self.sessions:
-            if level >= session.level and session.covers(path):
-                return True
-        return False
+        return any(level >= session.level and session.covers(path) for session in self.sessions)
 
     def session_for(self, path: str) -> str | None:
         """The id of the most recently started active session covering ``path``."""
@@ -102,10 +102,8 @@ class RootState:
 
     def remove_session(self, session: DebugSession) -> None:
         with self.lock:
-            try:
+            with contextlib.suppress(ValueError):
                 self.sessions.remove(session)
-            except ValueError:
-                pass
             self.refresh()
 
     # -- debug mode: spans that never ended -------------------------------------

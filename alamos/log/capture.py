@@ -12,6 +12,7 @@ adds to loguru, and only when asked.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger as _loguru
@@ -89,10 +90,8 @@ class Capture:
     def close(self) -> None:
         handler_id, self.handler_id = self.handler_id, None
         if handler_id is not None:
-            try:
+            with contextlib.suppress(ValueError):  # already removed by the user
                 _loguru.remove(handler_id)
-            except ValueError:  # already removed by the user
-                pass
 
 
 def capture(exp: Experiment, *, level: str | int = "TRACE") -> Capture:

@@ -43,13 +43,35 @@ LogItem = tuple[Any, ...]
 
 
 def _format(message: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    text = message if type(message) is str else str(message)
+    """``message.format(*args, **kwargs)``; never raises (a log call must not
+    fail the caller): a bad format string keeps the raw message and says why."""
+    try:
+        text = message if type(message) is str else str(message)
+    except Exception:
+        text = _safe_repr(message)
     if args or kwargs:
         try:
             return text.format(*args, **kwargs)
         except Exception as exc:  # a bad format string must not lose the message
-            return f"{text} [format error: {type(exc).__name__}: {exc}; args={args!r} kwargs={kwargs!r}]"
+            return (
+                f"{text} [format error: {type(exc).__name__}: {_safe_str(exc)}; "
+                f"args={_safe_repr(args)} kwargs={_safe_repr(kwargs)}]"
+            )
     return text
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+def _safe_str(value: Any) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return _safe_repr(value)
 
 
 class Logger:

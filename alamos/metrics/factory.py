@@ -5,6 +5,9 @@ metric name (``server.cesium`` + ``writes`` → ``server_cesium_writes``;
 prometheus_client adds ``_total`` to counters).  The whole tree shares one
 :class:`prometheus_client.CollectorRegistry` (``root.registry``), so several
 roots in one process never clash, and nothing touches the global registry.
+Only enabled metrics are registered there (a filtered-out metric is not
+exposed); a second, private registry (``RootState.metric_names``) holds every
+metric of the tree so that name clashes are caught whatever the levels.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ class Metrics:
                     full,
                     documentation or name,
                     labelnames=tuple(labelnames),
-                    registry=exp._root_state.registry,
+                    registry=exp._root_state.metric_names,
                     **extra,
                 )
             except ValueError as exc:
@@ -116,7 +119,9 @@ class Metrics:
                     f"{full!r}): {exc}. Two experiment paths can map to the same "
                     "Prometheus name ('a.b_c' and 'a_b.c'); rename one of them"
                 ) from None
-            metric = wrapper_cls(exp.path, name, full, prom_obj, lvl, labelnames)
+            metric = wrapper_cls(
+                exp.path, name, full, prom_obj, lvl, labelnames, exp._root_state.registry
+            )
             metric._bind(exp._enabled(lvl))
             self._metrics[name] = metric
             return metric
@@ -159,6 +164,9 @@ class NoopMetrics:
 
     def __len__(self) -> int:
         return 0
+
+    def _refresh(self) -> None:
+        return None
 
 
 def _noop_metric(cls: type[Metric], name: str, labelnames: Sequence[str]) -> Metric:

@@ -83,7 +83,10 @@ class Metric:
         prometheus: Any,
         level: Level,
         labelnames: Sequence[str],
+        registry: Any = None,
     ) -> None:
+        self._registry = registry
+        self._registered = False
         self.path = path
         self.name = name
         self.full_name = full_name
@@ -101,10 +104,25 @@ class Metric:
         for method in self._timers:
             setattr(self, method, getattr(p, method) if on else _noop_timer)
         self.labels = p.labels if on else _noop_labels
+        # Only enabled metrics are in the tree's registry, so a filtered-out
+        # metric is not exposed either (the factory keeps a second registry
+        # for name clashes, whatever the level).
+        registry = self._registry
+        if registry is not None and on != self._registered:
+            try:
+                if on:
+                    registry.register(p)
+                else:
+                    registry.unregister(p)
+            except (KeyError, ValueError):  # the user put a clashing collector there
+                return
+            self._registered = on
 
     def samples(self) -> list[Sample]:
         """Current values, one dict per label set:
         ``{"labels", "value", "sum", "count", "buckets"}``."""
+        if self.prometheus is None:  # a NOOP metric
+            return []
         groups: dict[tuple[tuple[str, str], ...], Sample] = {}
         base = self.full_name
         for family in self.prometheus.collect():
@@ -191,5 +209,3 @@ KINDS: dict[str, tuple[type[Metric], Any]] = {
     "gauge": (Gauge, prom.Gauge),
     "histogram": (Histogram, prom.Histogram),
 }
-
-

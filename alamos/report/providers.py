@@ -30,20 +30,52 @@ class ReportProvider(Protocol):
 Provider = Callable[[], Mapping[str, Any]] | ReportProvider
 
 
-def jsonable(value: Any, depth: int = 0) -> Any:
-    """A JSON-serialisable copy of ``value``."""
-    if value is None or isinstance(value, bool | int | str):
+def jsonable(value: Any, depth: int = 0, _seen: frozenset[int] = frozenset()) -> Any:
+    """A JSON-serialisable copy of ``value``: plain ``str``, ``int``, ``bool``,
+    finite ``float`` (others become ``None``), ``dict`` with ``str`` keys and
+    ``list``; a level becomes its name, a cycle ``"<cycle>"``, nesting deeper
+    than 32 ``"<too deep>"``, anything else its ``repr``."""
+    t = type(value)
+    if value is None or t is str or t is int or t is bool:
         return value
-    if isinstance(value, float):
+    if t is float:
         return value if math.isfinite(value) else None
-    if depth >= _MAX_DEPTH:
-        return "<too deep>"
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v, depth + 1) for v in value]
     if isinstance(value, Level):
         return str(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int.__int__(value)
+    if isinstance(value, float):
+        return jsonable(float.__float__(value))
+    if isinstance(value, str):
+        return str.__str__(value)
+    if depth >= _MAX_DEPTH:
+        return "<too deep>"
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        if id(value) in _seen:
+            return "<cycle>"
+        seen = _seen | {id(value)}
+        if isinstance(value, Mapping):
+            return {_key(k): jsonable(v, depth + 1, seen) for k, v in value.items()}
+        return [jsonable(v, depth + 1, seen) for v in value]
+    return _repr(value)
+
+
+def _key(key: Any) -> str:
+    if type(key) is str:
+        return key
+    if isinstance(key, Level):
+        return str(key)
+    if isinstance(key, str):
+        return str.__str__(key)
+    try:
+        return str(key)
+    except Exception:
+        return _repr(key)
+
+
+def _repr(value: Any) -> str:
     try:
         return repr(value)
     except Exception:
@@ -65,7 +97,11 @@ def call_provider(provider: Any) -> dict[str, Any]:
         assert isinstance(result, dict)
         return result
     except Exception as exc:
-        return {"error": f"{type(exc).__name__}: {exc}"}
+        try:
+            text = str(exc)
+        except Exception:
+            text = "<unprintable exception>"
+        return {"error": f"{type(exc).__name__}: {text}" if text else type(exc).__name__}
 
 
 def metric_summary(metric: Metric) -> Any:

@@ -1,3 +1,185 @@
-"""The alamos pytest plugin (registered through the ``pytest11`` entry point)."""
+"""The alamos pytest plugin (registered through the ``pytest11`` entry point,
+so installing alamos is enough: no ``conftest.py`` import, no global reset).
+
+Fixtures:
+
+* ``alamos_recorder``: a fresh :class:`~alamos.testing.Recorder` per test.
+  Its trees are closed after the test.  A test that leaves spans started and
+  not ended fails, with the list of those spans and where each was started;
+* ``alamos_experiment``: ``alamos_recorder.new("test")``.
+
+Error logs: with the marker ``@pytest.mark.alamos_no_errors``, or for every
+test with ``--alamos-fail-on-error-logs`` (ini: ``alamos_fail_on_error_logs =
+true``), a test whose recorder holds a log at ERROR or above fails.
+``@pytest.mark.alamos_allow_errors`` exempts one test from the option.
+
+Where failures are reported.  The checks run right after the test function
+(in the *call* phase), so the problem is reported as the test's own failure,
+not as a teardown error.  Only what the test function itself left behind is
+checked then: a span opened by a fixture's setup may legitimately be ended
+by that fixture's teardown.  Whatever is still wrong when the recorder is
+torn down (after every fixture that uses it) is reported as a teardown
+error.  When the test has already failed, nothing is added: its own failure
+is the one worth reading.
+
+The fixtures are synchronous and keep no state outside the test's item, so
+they work unchanged in sync tests and in async tests on asyncio and trio
+(anyio's pytest plugin), and two tests never see each other's records.
+"""
 
 from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Generator, Iterator, Sequence
+from typing import Any
+
+import attrs
+import pytest
+
+from alamos.experiment.experiment import Experiment
+from alamos.experiment.lifecycle import UnendedSpansError
+from alamos.report.records import LogRecord
+from alamos.testing.match import describe_log
+from alamos.testing.recorder import Recorder
+from alamos.trace.span import Span
+
+__all__ = ["alamos_experiment", "alamos_recorder"]
+
+OPTION = "alamos_fail_on_error_logs"
+NO_ERRORS = "alamos_no_errors"
+ALLOW_ERRORS = "alamos_allow_errors"
+
+
+@attrs.define
+class _TestState:
+    """What the plugin knows about one test's recorder."""
+
+    recorder: Recorder
+    #: Spans and logs already reported (or excused because the test failed),
+    #: so that the teardown check does not report them a second time.
+    spans_done: list[Span] = attrs.field(factory=list)
+    logs_done: set[str] = attrs.field(factory=set)
+
+    def new_unended(self, exclude: Sequence[Span] = ()) -> list[Span]:
+        skip = [*self.spans_done, *exclude]
+        return [s for s in self.recorder.unended() if not any(s is d for d in skip)]
+
+    def new_errors(self) -> list[LogRecord]:
+        return [r for r in self.recorder.logs(min_level="ERROR") if r.id not in self.logs_done]
+
+    def done(self, spans: list[Span], logs: list[LogRecord]) -> None:
+        self.spans_done.extend(spans)
+        self.logs_done.update(r.id for r in logs)
+
+
+_STATE = pytest.StashKey[_TestState]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("alamos", "alamos instrumentation")
+    group.addoption(
+        "--alamos-fail-on-error-logs",
+        action="store_true",
+        default=False,
+        dest=OPTION,
+        help="fail every test whose alamos_recorder holds a log at ERROR or above "
+        "(exempt one with @pytest.mark.alamos_allow_errors)",
+    )
+    parser.addini(
+        OPTION,
+        type="bool",
+        default=False,
+        help="like --alamos-fail-on-error-logs, from the ini file",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{NO_ERRORS}: fail the test if its alamos_recorder holds a log at ERROR or above",
+    )
+    config.addinivalue_line(
+        "markers",
+        f"{ALLOW_ERRORS}: exempt the test from --alamos-fail-on-error-logs",
+    )
+
+
+def _error_check(item: pytest.Item) -> str | None:
+    """Why error logs fail this test (for the message), or ``None``."""
+    if item.get_closest_marker(NO_ERRORS) is not None:
+        return f"@pytest.mark.{NO_ERRORS}"
+    if item.get_closest_marker(ALLOW_ERRORS) is not None:
+        return None
+    config = item.config
+    if config.getoption(OPTION, False):
+        return "--alamos-fail-on-error-logs"
+    if config.getini(OPTION):
+        return f"{OPTION} = true"
+    return None
+
+
+def _report(spans: list[Span], logs: list[LogRecord], why: str | None, when: str) -> str:
+    parts = []
+    if spans:
+        lines = "\n".join(f"  {s.path}.{s.name} started at {s.location}" for s in spans)
+        parts.append(
+            f"alamos: {len(spans)} span(s) started {when} and never ended:\n{lines}\n"
+            "End every span: use `with exp.trace.prod(...)`, or call span.end() in a "
+            "`finally` block."
+        )
+    if logs:
+        lines = "\n".join(f"  {describe_log(r)}" for r in logs)
+        parts.append(f"alamos: {len(logs)} log(s) at ERROR or above ({why}):\n{lines}")
+    return "\n\n".join(parts)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """Check what the test function left behind, as part of the test."""
+    state = item.stash.get(_STATE, None)
+    if state is None:
+        return (yield)
+    before = state.recorder.unended()
+    why = _error_check(item)
+    try:
+        result = yield
+    except BaseException:
+        state.done(state.new_unended(before), state.new_errors())
+        raise
+    spans = state.new_unended(before)
+    logs = state.new_errors() if why is not None else []
+    state.done(spans, logs)
+    if spans or logs:
+        pytest.fail(_report(spans, logs, why, "by the test"), pytrace=False)
+    return result
+
+
+@pytest.fixture
+def alamos_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
+    """A fresh Recorder for this test; its trees are closed afterwards, and
+    spans left unended fail the test (see the module doc)."""
+    recorder = Recorder()
+    state = _TestState(recorder)
+    request.node.stash[_STATE] = state
+    yield recorder
+    spans = state.new_unended()
+    why = _error_check(request.node)
+    logs = state.new_errors() if why is not None else []
+    # The tree's own close would warn (and log, and with strict=True raise)
+    # about the spans reported here: they are this plugin's to report, once,
+    # in the test's terms.  So the trees forget them before closing.
+    for root in recorder.trees:
+        for span in [*state.spans_done, *spans]:
+            root._root_state.untrack(span)
+    with warnings.catch_warnings(), contextlib.suppress(UnendedSpansError):
+        warnings.simplefilter("ignore", ResourceWarning)
+        recorder.close()
+    if spans or logs:
+        pytest.fail(_report(spans, logs, why, "during the test's setup or teardown"), pytrace=False)
+
+
+@pytest.fixture
+def alamos_experiment(alamos_recorder: Recorder) -> Experiment:
+    """``alamos_recorder.new("test")``: a tree with everything on."""
+    return alamos_recorder.new("test")

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["INVALID_CONTEXT", "NoopSpan", "Span", "span_record"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=BaseException)
 
 INVALID_CONTEXT = SpanContext("0" * 32, "0" * 16, sampled=False)
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
@@ -80,6 +81,7 @@ class Span:
     end_ns: int | None = None
     location: str | None = None
     dropped_attributes = 0
+    _error_id = 0
 
     def __init__(
         self, tracer: Tracer, level: Level, name: str, parent: SpanContext | Span | None = None
@@ -110,7 +112,7 @@ class Span:
             self.sampled = parent.sampled
             self.tracestate = parent.tracestate
         else:
-            self._start_remote(parent)  # type: ignore[arg-type]
+            self._start_remote(parent)
         self._sid = getrandbits(64) or 1
         self.session_id = tracer._session_id
         if tracer._track:
@@ -125,26 +127,38 @@ class Span:
     def path(self) -> str:
         return self._tracer.path
 
-    def _start_remote(self, parent: SpanContext) -> None:
+    def _start_remote(self, parent: object) -> None:
+        """Start under a parent that is not a local :class:`Span`: a
+        :class:`SpanContext` (or a record with the same ids), or a filtered-out
+        :class:`NoopSpan`, which stands for "no parent given"."""
+        if type(parent) is NoopSpan:
+            current = CURRENT.get()
+            if current is not None:
+                self._tid, self._pid = current._tid, current._sid
+                self.sampled, self.tracestate = current.sampled, current.tracestate
+                return
+            parent = None
         try:
-            tid = int(parent.trace_id, 16)
-            pid = int(parent.span_id, 16)
-        except (TypeError, ValueError):
+            tid = int(parent.trace_id, 16)  # type: ignore[attr-defined]
+            pid = int(parent.span_id, 16)  # type: ignore[attr-defined]
+        except (AttributeError, TypeError, ValueError):
             tid, pid = 0, 0
-        if tid == 0 or pid == 0:  # an invalid context starts a fresh trace
+        if tid == 0 or pid == 0:  # no or an invalid context starts a fresh trace
             tid = getrandbits(128) or 1
             self._tid, self._pid = tid, None
             self.sampled = self._tracer._root_sampled(tid)
             self.tracestate = None
             return
         self._tid, self._pid = tid, pid
-        self.sampled = self._tracer._sampled_with_parent(tid, parent.sampled)
-        self.tracestate = parent.tracestate
+        sampled = getattr(parent, "sampled", True)
+        self.sampled = self._tracer._sampled_with_parent(tid, bool(sampled))
+        self.tracestate = getattr(parent, "tracestate", None)
 
     def end(self) -> None:
         """End the span (idempotent) and hand it to the exporters if sampled.
 
-        Does not touch the current span: ``with`` (``__exit__``) does that.
+        If the span is the current one (``start()`` made it so), its parent
+        becomes current again.
         """
         if self.end_ns is not None:
             return
@@ -154,10 +168,21 @@ class Span:
             tracer._untrack(self)
         if self.sampled:
             tracer._emit(self)
+        if CURRENT.get() is self:
+            self._restore_current()
+
+    def _restore_current(self) -> None:
+        try:
+            CURRENT.reset(self._token)
+        except ValueError:
+            # Ended in another context than it was started in (an async
+            # generator resumed elsewhere): restore the parent by hand.
+            parent = self._parent
+            CURRENT.set(parent if type(parent) is Span else None)
 
     def __exit__(self, et: object, exc: BaseException | None, tb: object) -> None:
         # An error already recorded (`raise span.error(e)`) is not recorded twice.
-        if exc is not None and isinstance(exc, Exception) and self.status != "error":
+        if exc is not None and isinstance(exc, Exception) and id(exc) != self._error_id:
             self.error(exc)
         # end(), inlined: this is the hot path.
         if self.end_ns is None:
@@ -170,10 +195,7 @@ class Span:
         try:
             CURRENT.reset(self._token)
         except ValueError:
-            # Exited in another context than it was entered (an async
-            # generator resumed elsewhere): restore the parent by hand.
-            parent = self._parent
-            CURRENT.set(parent if type(parent) is Span else None)
+            self._restore_current()
 
     def __call__(self, fn: F) -> F:
         """Use a named span as a decorator: a new span per call."""
@@ -188,10 +210,12 @@ class Span:
         attrs = self._attrs
         if attrs is None:
             attrs = self._attrs = {}
+        if type(key) is not str:
+            key = coerce_key(key)
         if len(attrs) >= MAX_ATTRIBUTES and key not in attrs:
             self.dropped_attributes += 1
             return self
-        attrs[key if type(key) is str else coerce_key(key)] = coerce_value(value)
+        attrs[key] = coerce_value(value)
         return self
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> Span:
@@ -210,13 +234,18 @@ class Span:
             events.append(EventRecord(str(name), time_ns(), _coerce_attrs(attributes)))
         return self
 
-    def error(self, exc: BaseException) -> BaseException:
+    def error(self, exc: E) -> E:
         """Record ``exc`` on the span, set the status to error, return ``exc``.
 
-        So that ``raise span.error(ValueError(...))`` reads naturally.
+        So that ``raise span.error(ValueError(...))`` reads naturally (the
+        exception then leaving the block is not recorded a second time).
+        Ignored once the span has ended.
         """
+        if self.end_ns is not None:
+            return exc
         self.status = "error"
         self.error_text = _error_text(exc)
+        self._error_id = id(exc)
         self.event(
             "exception",
             type=type(exc).__qualname__,
@@ -226,8 +255,11 @@ class Span:
         return exc
 
     def set_status(self, status: str, description: str | None = None) -> Span:
+        """Set the status to "unset", "ok" or "error" (ignored once ended)."""
         if status not in ("unset", "ok", "error"):
             raise ValueError(f"invalid span status {status!r}: use 'unset', 'ok' or 'error'")
+        if self.end_ns is not None:
+            return self
         self.status = status
         if description is not None:
             self.error_text = description
@@ -303,16 +335,19 @@ class NoopSpan:
     __slots__ = ("_level", "_tracer")
 
     name = ""
-    path = ""
     status = "unset"
     error_text = None
     start_ns = 0
     end_ns = 0
     session_id = None
     parent_id = None
+    trace_id = INVALID_CONTEXT.trace_id
+    span_id = INVALID_CONTEXT.span_id
+    tracestate = None
     sampled = False
     recording = False
     location = None
+    dropped_attributes = 0
     attributes: Mapping[str, Any] = _EMPTY
     events: tuple[EventRecord, ...] = ()
     context = INVALID_CONTEXT
@@ -324,6 +359,10 @@ class NoopSpan:
     @property
     def level(self) -> Level:
         return self._level
+
+    @property
+    def path(self) -> str:
+        return "" if self._tracer is None else self._tracer.path
 
     def __enter__(self) -> NoopSpan:
         return self
@@ -349,7 +388,7 @@ class NoopSpan:
     def set_status(self, status: str, description: str | None = None) -> NoopSpan:
         return self
 
-    def error(self, exc: BaseException) -> BaseException:
+    def error(self, exc: E) -> E:
         return exc
 
     def __call__(self, fn: F) -> F:

@@ -225,6 +225,24 @@ def test_connects_lazily(tmp_path: Path) -> None:
     bad.close()
 
 
+def test_in_memory_sqlite() -> None:
+    exp = SQLExporter("sqlite://")
+    exp.export([span(1), log(1)])
+    exp.export([span(1)])
+    assert count(exp.engine, "alamos_spans") == 1
+    exp.close()
+
+
+@pytest.mark.postgres
+def test_engine_kwargs_are_passed_on(pg_url: str) -> None:
+    exp = SQLExporter(
+        pg_url, engine_kwargs={"pool_size": 1, "connect_args": {"application_name": "mine"}}
+    )
+    exp.export([span(1)])
+    assert rows(exp.engine, "SELECT current_setting('application_name') AS a") == [{"a": "mine"}]
+    exp.close()
+
+
 def test_export_after_close_raises(sqlite_url: str) -> None:
     exp = SQLExporter(sqlite_url)
     exp.export([span()])
@@ -846,6 +864,22 @@ def test_sqlite_read_only_file_raises_then_recovers(tmp_path: Path) -> None:
     exp.export([span(2)])
     assert count(exp.engine, "alamos_spans") == 2
     exp.close()
+
+
+def test_export_in_a_forked_child(exporter: SQLExporter) -> None:
+    exporter.export([span(1)])  # the parent has pooled connections
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            exporter.export([span(2)])
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    exporter.export([span(3)])  # the parent's connections still work
+    assert count(exporter.engine, "alamos_spans") == 3
 
 
 def test_concurrent_exporters_share_a_sqlite_file(sqlite_url: str) -> None:

@@ -1,0 +1,229 @@
+"""``alamos trace`` and ``alamos traces``: read traces back from the database.
+
+The output is plain text, one record per line, so it can be piped to
+``grep``/``less``; colour is added only on a terminal (click strips it
+otherwise).  Everything printed that comes from the database goes through
+:func:`clean`, which escapes control and format characters: a database is
+shared input, and a span name or log message holding an escape sequence
+must not be able to rewrite the user's terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from datetime import UTC, datetime
+
+import click
+
+from alamos.cli import main
+from alamos.report.query import (
+    TraceNode,
+    TraceQueryError,
+    TraceSummary,
+    build_tree,
+    load_trace,
+    recent_traces,
+    unattached_logs,
+    valid_trace_id,
+)
+from alamos.report.records import LogRecord, SpanRecord
+
+__all__ = ["clean", "parse_since", "trace", "traces"]
+
+DEFAULT_DB = "sqlite:///alamos.db"
+ENV_DB = "ALAMOS_DB"
+
+#: Longest text shown for one field (a name, a message...); the rest is cut.
+MAX_FIELD = 500
+
+_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_SINCE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+# Categories escaped by clean(): controls, format characters (bidi overrides,
+# zero-width...), line/paragraph separators, surrogates, unassigned.
+_UNSAFE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+def clean(value: object, limit: int = MAX_FIELD) -> str:
+    """``value`` as one line of printable text: unsafe characters escaped
+    (``\\x1b``, ``\\n``, ``\\u202e``...) and the result cut at ``limit``."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        text = text[:limit] + "…"
+    if text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        if unicodedata.category(ch) in _UNSAFE:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def parse_since(text: str, now_ns: int | None = None) -> int:
+    """``"10m"`` (or ``30s``, ``2h``, ``1.5d``, ``1w``, ``500ms``) as an
+    absolute time in ns since the epoch: that long before ``now_ns``."""
+    match = _SINCE_RE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(
+            f"invalid duration {text!r}: expected a number and a unit, "
+            "e.g. 30s, 10m, 2h, 1d, 1w or 500ms"
+        )
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    now = time.time_ns() if now_ns is None else now_ns
+    return now - int(seconds * 1e9)
+
+
+def _ms(ns: int) -> str:
+    return f"{ns / 1e6:.3f} ms"
+
+
+def _when(ns: int) -> str:
+    dt = datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def _status(status: str) -> str:
+    text = clean(status, 20)
+    return click.style(text, fg="red", bold=True) if status == "error" else text
+
+
+def _span_line(node: TraceNode, depth: int) -> str:
+    s: SpanRecord = node.span
+    parts = [
+        "  " * depth + clean(s.name),
+        f"[{clean(s.service, 100)}@{clean(s.node, 100)}]",
+        clean(s.path, 200),
+        _ms(s.end_ns - s.start_ns),
+        _status(s.status),
+        f"span={clean(s.span_id, 40)}",
+    ]
+    if node.orphan:
+        parts.append(
+            click.style(
+                f"(orphan: parent {clean(s.parent_id or '?', 40)} not in trace)", fg="yellow"
+            )
+        )
+    if s.error_text:
+        parts.append(f"error={clean(s.error_text)}")
+    return "  ".join(parts)
+
+
+def _log_line(log: LogRecord, depth: int, since: int | None) -> str:
+    # Relative to the span's start: both times come from the same process
+    # clock, so the offset is meaningful even when nodes' clocks disagree.
+    when = f"+{_ms(log.ts_ns - since)}" if since is not None else _when(log.ts_ns)
+    return "  ".join(
+        [
+            "  " * depth + "| " + clean(log.level, 12).ljust(8),
+            when,
+            clean(log.message),
+        ]
+    )
+
+
+def _fail(message: str) -> click.ClickException:
+    return click.ClickException(clean(message, 2000))
+
+
+db_option = click.option(
+    "--db",
+    envvar=ENV_DB,
+    default=DEFAULT_DB,
+    show_default=True,
+    show_envvar=True,
+    help="Database URL to read (sqlite:///file.db or postgresql://...).",
+)
+
+
+@main.command()
+@click.argument("trace_id")
+@db_option
+def trace(trace_id: str, db: str) -> None:
+    """Print the tree of one trace: every span, indented under its parent,
+    with service@node, path, duration and status, and its logs beneath it."""
+    tid = trace_id.strip().lower()
+    if not valid_trace_id(tid):
+        raise click.BadParameter(
+            f"{clean(trace_id, 80)!r} is not a trace id: expected 32 hex digits",
+            param_hint="TRACE_ID",
+        )
+    try:
+        spans, logs = load_trace(db, tid)
+    except TraceQueryError as exc:
+        raise _fail(str(exc)) from None
+    if not spans and not logs:
+        raise _fail(f"no trace {tid} in {_shown(db)}")
+    services = sorted({s.service for s in spans})
+    click.echo(
+        f"trace {tid}  spans={len(spans)}  logs={len(logs)}  "
+        f"services={','.join(clean(x, 100) for x in services)}"
+    )
+    for root in build_tree(spans, logs):
+        for depth, node in root.walk():
+            click.echo(_span_line(node, depth))
+            for log in node.logs:
+                click.echo(_log_line(log, depth + 1, node.span.start_ns))
+    loose = unattached_logs(spans, logs)
+    if loose:
+        click.echo("logs of no span in this trace:")
+        for log in loose:
+            click.echo(_log_line(log, 1, None))
+
+
+@main.command()
+@db_option
+@click.option("--path", "path", default=None, help="Only traces with a span in this subtree.")
+@click.option("--since", default=None, help="Only traces active this recently: 30s, 10m, 2h, 1d.")
+@click.option("--errors", is_flag=True, help="Only traces with a span in error.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+def traces(db: str, path: str | None, since: str | None, errors: bool, limit: int) -> None:
+    """List recent traces, newest first, one line each: trace id, start time,
+    root span, services, span count, duration and status."""
+    since_ns = None
+    if since is not None:
+        try:
+            since_ns = parse_since(since)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--since") from None
+    try:
+        found = recent_traces(db, path=path, since_ns=since_ns, errors_only=errors, limit=limit)
+    except TraceQueryError as exc:
+        raise _fail(str(exc)) from None
+    for t in found:
+        click.echo(_summary_line(t))
+    if not found:
+        click.echo("no traces found", err=True)
+
+
+def _summary_line(t: TraceSummary) -> str:
+    if t.root is None:
+        root = "?"
+    else:
+        root = f"{clean(t.root.name, 200)} [{clean(t.root.service, 100)}]"
+        if not t.complete:
+            root += " (root missing)"
+    return "  ".join(
+        [
+            clean(t.trace_id, 40),
+            _when(t.start_ns),
+            root,
+            f"services={','.join(clean(x, 100) for x in t.services)}",
+            f"spans={t.span_count}",
+            _ms(t.duration_ns),
+            _status(t.status),
+        ]
+    )
+
+
+def _shown(url: str) -> str:
+    """``url`` with any password hidden, for messages."""
+    from sqlalchemy import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "the database"

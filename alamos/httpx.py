@@ -1,0 +1,260 @@
+"""Client-side tracing for httpx: a span per outgoing request, and propagation.
+
+::
+
+    import httpx
+    import alamos.httpx
+
+    client = alamos.httpx.instrument_client(httpx.AsyncClient(), root.sub("storage_client"))
+    r = await client.get("http://storage:8001/keys/1")   # traced, traceparent sent
+
+Each request sent through an instrumented client opens a prod-level *client
+span* named ``"{METHOD} {host}"`` (with ``:port`` when the URL names a
+non-default port), a child of the span current at the call, and sends that
+span's context in ``traceparent`` / ``tracestate``, so the server's span
+(:class:`alamos.asgi.AlamosMiddleware`) becomes its child.  The span ends
+when the response is closed: after the body for ordinary calls, and at
+``response.close()`` (the end of ``with client.stream(...)``) for
+streaming ones, so its duration covers the whole exchange.
+
+This is done with a transport wrapper rather than event hooks: a request
+hook is not called back when the connection fails, so a span opened there
+could never be ended with the error, while a transport sees every outcome.
+:class:`AlamosTransport` and :class:`AsyncAlamosTransport` can also be given
+to the client directly (``httpx.Client(transport=AlamosTransport(...))``).
+
+Recorded: ``http.method``, ``http.url`` (scheme, host, port and path; the
+query string and any ``user:password@`` are left out, as they often carry
+secrets), ``server.address``, ``server.port`` and ``http.status_code``.  A
+5xx answer or a transport error (connection refused, timeout...) sets the
+status to error; as on the server side, a 4xx is left unset.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
+
+import httpx
+
+from alamos.experiment.experiment import Experiment
+from alamos.experiment.level import Level, LevelLike, parse_level
+from alamos.trace.propagation import TRACEPARENT, TRACESTATE, inject
+from alamos.trace.span import NoopSpan, Span
+
+__all__ = ["AlamosTransport", "AsyncAlamosTransport", "instrument_client"]
+
+ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
+
+
+def _start(experiment: Experiment, level: Level, request: httpx.Request) -> Span | NoopSpan:
+    """Open the client span for ``request`` and write its context into the headers.
+
+    The span is started in a *copy* of the current context: starting a span
+    makes it current, and a client span must not stay current in the
+    caller's context once ``send`` returns (it ends later, when the response
+    is closed, and would otherwise become the parent of unrelated work).
+    """
+    url = request.url
+    method = request.method
+    host = url.host
+    netloc = host if url.port is None else f"{host}:{url.port}"
+    span: Span | NoopSpan = experiment.trace.span(level, f"{method} {netloc}")
+    contextvars.copy_context().run(span.start)
+    span.set("http.method", method)
+    span.set("http.url", f"{url.scheme}://{netloc}{url.path}")
+    span.set("server.address", host)
+    if url.port is not None:
+        span.set("server.port", url.port)
+    carrier: dict[str, str] = {}
+    # A filtered-out client span still forwards the caller's context, so the
+    # server's span joins the trace (as a child of the caller's span).
+    inject(carrier, span.context if isinstance(span, Span) else None)
+    for name in (TRACEPARENT, TRACESTATE):
+        if name in request.headers:
+            del request.headers[name]
+    request.headers.update(carrier)
+    return span
+
+
+def _on_response(span: Span | NoopSpan, response: httpx.Response) -> None:
+    code = response.status_code
+    span.set("http.status_code", code)
+    if code >= 500:
+        span.set_status("error", f"HTTP {code}")
+
+
+def _fail(span: Span | NoopSpan, exc: BaseException) -> None:
+    """End ``span`` because ``exc`` interrupted the exchange."""
+    if isinstance(exc, Exception):
+        span.error(exc)
+    else:  # cancelled (or interrupted): not the server's fault, but not a success
+        span.set("http.cancelled", True)
+    span.end()
+
+
+class _SpanStream(httpx.SyncByteStream):
+    """The response body, ending the client span when it is closed."""
+
+    def __init__(self, stream: httpx.SyncByteStream, span: Span | NoopSpan) -> None:
+        self._stream = stream
+        self._span = span
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._stream
+        except BaseException as exc:
+            _fail(self._span, exc)
+            raise
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        finally:
+            self._span.end()
+
+
+class _AsyncSpanStream(httpx.AsyncByteStream):
+    """The async response body, ending the client span when it is closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, span: Span | NoopSpan) -> None:
+        self._stream = stream
+        self._span = span
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._stream:
+                yield chunk
+        except BaseException as exc:
+            _fail(self._span, exc)
+            raise
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._span.end()
+
+
+class AlamosTransport(httpx.BaseTransport):
+    """Wrap a sync httpx transport: a client span per request, context injected."""
+
+    def __init__(
+        self, transport: httpx.BaseTransport, experiment: Experiment, *, level: LevelLike = "prod"
+    ) -> None:
+        self.transport = transport
+        self.experiment = experiment
+        self.level = parse_level(level)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        span = _start(self.experiment, self.level, request)
+        try:
+            response = self.transport.handle_request(request)
+            _on_response(span, response)
+        except BaseException as exc:
+            _fail(span, exc)
+            raise
+        stream = response.stream
+        assert isinstance(stream, httpx.SyncByteStream)
+        response.stream = _SpanStream(stream, span)
+        return response
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> AlamosTransport:
+        self.transport.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.transport.__exit__(*exc)  # type: ignore[arg-type]
+
+
+class AsyncAlamosTransport(httpx.AsyncBaseTransport):
+    """Wrap an async httpx transport (asyncio or trio): a client span per request."""
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport,
+        experiment: Experiment,
+        *,
+        level: LevelLike = "prod",
+    ) -> None:
+        self.transport = transport
+        self.experiment = experiment
+        self.level = parse_level(level)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        span = _start(self.experiment, self.level, request)
+        try:
+            response = await self.transport.handle_async_request(request)
+            _on_response(span, response)
+        except BaseException as exc:
+            _fail(span, exc)
+            raise
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        response.stream = _AsyncSpanStream(stream, span)
+        return response
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+    async def __aenter__(self) -> AsyncAlamosTransport:
+        await self.transport.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.transport.__aexit__(*exc)  # type: ignore[arg-type]
+
+
+def instrument_client(
+    client: ClientT, experiment: Experiment, *, level: LevelLike = "prod"
+) -> ClientT:
+    """Trace every request ``client`` sends; returns ``client`` itself.
+
+    Wraps the client's transport and those of its mounts (proxies, or
+    ``mounts=``), so requests are traced whichever transport serves them.
+    Calling it twice on the same client changes nothing (the first wrap wins).
+
+    httpx offers no public way to replace a built client's transports, so
+    this relies on ``Client._transport`` and ``Client._mounts`` (stable since
+    httpx 0.18); it raises :class:`TypeError` if they are not there.  To stay
+    on public API only, pass ``transport=AlamosTransport(...)`` when building
+    the client.
+    """
+    lvl = parse_level(level)
+    transport = getattr(client, "_transport", None)
+    mounts = getattr(client, "_mounts", None)
+    if transport is None or not isinstance(mounts, dict):
+        raise TypeError(
+            f"cannot instrument {client!r}: expected an httpx.Client or httpx.AsyncClient "
+            "(with _transport and _mounts); build the client with "
+            "transport=alamos.httpx.AlamosTransport(...) instead"
+        )
+    if isinstance(client, httpx.AsyncClient):
+
+        def wrap_async(t: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+            if isinstance(t, AsyncAlamosTransport):
+                return t
+            return AsyncAlamosTransport(t, experiment, level=lvl)
+
+        client._transport = wrap_async(client._transport)
+        for pattern, t in list(client._mounts.items()):
+            if t is not None:
+                client._mounts[pattern] = wrap_async(t)
+        return client
+    if isinstance(client, httpx.Client):
+
+        def wrap_sync(t: httpx.BaseTransport) -> httpx.BaseTransport:
+            if isinstance(t, AlamosTransport):
+                return t
+            return AlamosTransport(t, experiment, level=lvl)
+
+        client._transport = wrap_sync(client._transport)
+        for pattern, t2 in list(client._mounts.items()):
+            if t2 is not None:
+                client._mounts[pattern] = wrap_sync(t2)
+        return client
+    raise TypeError(f"cannot instrument {client!r}: not an httpx.Client or httpx.AsyncClient")

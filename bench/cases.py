@@ -1,0 +1,440 @@
+"""The micro-benchmarks: ns per operation for alamos and its peers.
+
+Each statement is written the way a user writes it (``exp.trace.prod("x")``
+with ``exp`` a local, the peers' objects locals too), and compiled into a
+timeit-style loop (:func:`bench.core.timed_loop`).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from bench.context import BenchContext, collector_of, quiet_root
+from bench.core import Case, ns_per_op, timed_loop
+from bench.peers import isolated_loguru, otel_tracer, prometheus_counter, stdlib_logger
+
+__all__ = ["micro_cases", "micro"]
+
+
+class Trivial:
+    """The baseline: a class whose ``with`` does nothing."""
+
+    def __enter__(self) -> Trivial:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def micro(
+    ctx: BenchContext,
+    name: str,
+    title: str,
+    group: str,
+    stmt: str,
+    *,
+    setup: str = "",
+    env: dict[str, Any] | None = None,
+    after: Callable[[], None] | None = None,
+    note: str = "",
+    max_number: int = 2_000_000,
+) -> Case:
+    """A case timing ``stmt`` in a compiled loop (see :func:`timed_loop`)."""
+    loop = timed_loop(stmt, setup, env)
+    return Case(
+        name=name,
+        title=title,
+        group=group,
+        measure=ns_per_op(loop, lambda: ctx.gc_in_loop),
+        after=after,
+        code=_code(stmt),
+        note=note,
+        max_number=max_number,
+    )
+
+
+def _code(stmt: str) -> str:
+    lines = [line.rstrip() for line in stmt.strip().splitlines()]
+    return "\n".join(lines)
+
+
+def _unavailable(name: str, title: str, group: str, why: str) -> Case:
+    return Case(name=name, title=title, group=group, unavailable=why)
+
+
+def _flusher(root: Any, case: list[Case]) -> Callable[[], None]:
+    """After each repeat: flush the quiet root (outside the timing) and note
+    how many records its collector dropped (must stay 0) and processed."""
+    collector = collector_of(root)
+
+    def after() -> None:
+        if not root.flush(timeout=120):
+            raise RuntimeError(f"flush of {root!r} timed out")
+        info = case[0].info
+        info["dropped"] = collector.dropped
+        info["queue_after_flush"] = collector.queued
+        if collector.dropped:
+            raise RuntimeError(f"the collector of {root!r} dropped {collector.dropped} records")
+
+    return after
+
+
+def _alamos_case(
+    ctx: BenchContext,
+    name: str,
+    title: str,
+    group: str,
+    stmt: str,
+    *,
+    level: str = "prod",
+    setup: str = "",
+    extra_env: dict[str, Any] | None = None,
+    note: str = "",
+) -> Case:
+    """A micro case on its own quiet root (``root``, ``exp = root.sub("api")``)."""
+    root = quiet_root(ctx, name.replace("_", "-"), level=level)
+    exp = root.sub("api")
+    holder: list[Case] = []
+    env = {"exp": exp, **(extra_env or {})}
+    case = micro(
+        ctx,
+        name,
+        title,
+        group,
+        stmt,
+        setup=setup,
+        env=env,
+        after=_flusher(root, holder),
+        note=note,
+        # The quiet queue holds every span of a repeat until the flush.
+        max_number=1_000_000,
+    )
+    holder.append(case)
+    return case
+
+
+def micro_cases(ctx: BenchContext) -> list[Case]:
+    cases: list[Case] = []
+    add = cases.append
+
+    # -- reference: what the hot paths are built from --------------------------
+    cv: ContextVar[int] = ContextVar("bench_cv", default=0)
+    add(micro(ctx, "empty_loop", "empty loop iteration (in every row)", "reference", "pass"))
+    add(
+        micro(
+            ctx,
+            "contextvar_set_reset",
+            "ContextVar set + reset",
+            "reference",
+            "cv.reset(cv.set(1))",
+            env={"cv": cv},
+        )
+    )
+    add(
+        micro(
+            ctx,
+            "time_ns",
+            "time.time_ns()",
+            "reference",
+            "time_ns()",
+            env={"time_ns": time.time_ns},
+        )
+    )
+    add(
+        micro(
+            ctx,
+            "getrandbits_64",
+            "random.getrandbits(64)",
+            "reference",
+            "getrandbits(64)",
+            env={"getrandbits": random.getrandbits},
+        )
+    )
+
+    # -- the baseline -------------------------------------------------------------
+    add(
+        micro(
+            ctx,
+            "trivial_with",
+            "trivial `with` on a class instance",
+            "baseline",
+            "with obj:\n    pass",
+            env={"obj": Trivial()},
+        )
+    )
+
+    # -- spans --------------------------------------------------------------------
+    add(
+        _alamos_case(
+            ctx,
+            "filtered_span",
+            "filtered-out span (debug span, prod threshold)",
+            "span",
+            'with exp.trace.debug("x"):\n    pass',
+        )
+    )
+    add(
+        _alamos_case(
+            ctx,
+            "recorded_span",
+            "recorded span, enter + exit, queued for export",
+            "span",
+            'with exp.trace.prod("x"):\n    pass',
+        )
+    )
+    add(
+        _alamos_case(
+            ctx,
+            "nested_span_pair",
+            "nested span pair (parent and child)",
+            "span",
+            'with exp.trace.prod("parent"):\n    with exp.trace.prod("child"):\n        pass',
+        )
+    )
+    add(
+        _alamos_case(
+            ctx,
+            "span_3_attributes",
+            "span with 3 attributes (span.set x3)",
+            "span",
+            'with exp.trace.prod("x") as span:\n'
+            '    span.set("bytes", 1024)\n'
+            '    span.set("table", "users")\n'
+            '    span.set("hit", True)',
+        )
+    )
+    add(
+        _alamos_case(
+            ctx,
+            "span_3_attributes_kwarg",
+            "span with 3 attributes (attributes={...})",
+            "span",
+            'with exp.trace.prod("x", attributes={"bytes": 1024, "table": "users", "hit": True}):\n'
+            "    pass",
+        )
+    )
+    add(_e2e_case(ctx))
+    try:
+        tracer, flush, _ = otel_tracer(quiet=True)
+        add(
+            micro(
+                ctx,
+                "otel_span",
+                "OpenTelemetry start_as_current_span, BatchSpanProcessor",
+                "span",
+                'with tracer.start_as_current_span("x"):\n    pass',
+                env={"tracer": tracer},
+                after=flush,
+                note="BatchSpanProcessor sized like alamos' quiet roots: its worker "
+                "exports (to a discarding exporter) between repeats.",
+                max_number=200_000,
+            )
+        )
+        tracer_d, flush_d, _ = otel_tracer(quiet=False)
+        add(
+            micro(
+                ctx,
+                "otel_span_default_bsp",
+                "OpenTelemetry span, BatchSpanProcessor defaults (worker live)",
+                "span",
+                'with tracer.start_as_current_span("x"):\n    pass',
+                env={"tracer": tracer_d},
+                after=flush_d,
+                note="SDK defaults: 2048-span queue, the worker exports batches of 512 "
+                "while the loop runs (spans beyond the queue are dropped by the SDK).",
+                max_number=200_000,
+            )
+        )
+    except ImportError as exc:
+        why = f"opentelemetry-sdk is not installed ({exc}): pip install '.[bench]'"
+        add(_unavailable("otel_span", "OpenTelemetry span", "span", why))
+        add(_unavailable("otel_span_default_bsp", "OpenTelemetry span (defaults)", "span", why))
+
+    # -- logs -----------------------------------------------------------------------
+    add(
+        _alamos_case(
+            ctx,
+            "filtered_log",
+            "filtered-out log call (debug, prod threshold)",
+            "log",
+            'exp.log.debug("opened {} files", 3)',
+        )
+    )
+    add(
+        micro(
+            ctx,
+            "stdlib_filtered_debug",
+            "stdlib logging, filtered-out debug",
+            "log",
+            'log.debug("opened %d files", 3)',
+            env={"log": stdlib_logger()},
+        )
+    )
+    lg_filtered, how, restore = isolated_loguru(level="INFO")
+    ctx.on_close(restore)
+    add(
+        micro(
+            ctx,
+            "loguru_filtered_debug",
+            "loguru, filtered-out debug",
+            "log",
+            'logger.debug("opened {} files", 3)',
+            env={"logger": lg_filtered},
+            note=f"loguru logger: {how}, one no-op sink at INFO.",
+        )
+    )
+    add(
+        _alamos_case(
+            ctx,
+            "emitted_log",
+            "emitted log into the pipeline (console off)",
+            "log",
+            'exp.log.info("opened {} files", 3)',
+        )
+    )
+    lg, how, restore = isolated_loguru(level="DEBUG")
+    ctx.on_close(restore)
+    add(
+        micro(
+            ctx,
+            "loguru_info_noop",
+            "loguru info to a no-op sink",
+            "log",
+            'logger.info("opened {} files", 3)',
+            env={"logger": lg},
+            note=f"loguru logger: {how}, one sink: a function that does nothing.",
+        )
+    )
+
+    # -- metrics -----------------------------------------------------------------------
+    mroot = quiet_root(ctx, "metrics")
+    mexp = mroot.sub("api")
+    writes = mexp.metrics.counter("writes", "Writes accepted")
+    debug_writes = mexp.metrics.counter("debug_writes", "Writes (debug)", level="debug")
+    add(
+        micro(
+            ctx,
+            "counter_inc",
+            "counter increment (enabled)",
+            "metric",
+            "writes.inc()",
+            env={"writes": writes},
+        )
+    )
+    add(
+        micro(
+            ctx,
+            "prometheus_counter_inc",
+            "prometheus_client Counter.inc()",
+            "metric",
+            "counter.inc()",
+            env={"counter": prometheus_counter()},
+        )
+    )
+    add(
+        micro(
+            ctx,
+            "filtered_metric",
+            "filtered-out metric call (debug counter, prod threshold)",
+            "metric",
+            "writes.inc()",
+            env={"writes": debug_writes},
+        )
+    )
+    return cases
+
+
+def _e2e_case(ctx: BenchContext) -> Case:
+    """A recorded span with the collector's default batching (the worker drains
+    while the loop runs) and a discarding exporter, flush included in the time:
+    what a span costs the process, record building by the worker included."""
+    root = quiet_root(
+        ctx,
+        "e2e",
+        batch_size=512,
+        flush_interval=0.5,
+        max_queue=100_000,
+    )
+    exp = root.sub("api")
+    loop = timed_loop('with exp.trace.prod("x"):\n    pass', env={"exp": exp})
+    collector = collector_of(root)
+    case = Case(
+        name="recorded_span_e2e",
+        title="recorded span, end to end (worker builds records, flush included)",
+        group="span",
+        code='with exp.trace.prod("x"):\n    pass\n# ... then root.flush()',
+        note="Default batching (512 / 0.5 s), worker running during the loop, discarding "
+        "exporter; time = loop + flush, divided by the spans.",
+        max_number=40_000,
+    )
+
+    def measure(number: int) -> float:
+        t0 = time.perf_counter_ns()
+        loop(number)
+        if not root.flush(timeout=120):
+            raise RuntimeError("flush timed out")
+        elapsed = time.perf_counter_ns() - t0
+        case.info["dropped"] = collector.dropped
+        if collector.dropped:
+            raise RuntimeError(f"the collector dropped {collector.dropped} records")
+        return elapsed / number
+
+    case.measure = measure
+    return case
+
+
+def scaling_cases(ctx: BenchContext) -> list[Case]:
+    """Spans per second from 1 thread, then from 2 threads at once."""
+    import threading
+
+    per_thread = 20_000 if ctx.quick else 60_000
+    cases = []
+    for threads in (1, 2):
+        root = quiet_root(ctx, f"scaling-{threads}")
+        exp = root.sub("api")
+        holder: list[Case] = []
+        after = _flusher(root, holder)
+
+        def produce(n: int, exp: Any = exp) -> None:
+            for _ in range(n):
+                with exp.trace.prod("x"):
+                    pass
+
+        def measure(number: int, threads: int = threads, produce: Any = produce) -> float:
+            barrier = threading.Barrier(threads + 1)
+
+            def worker() -> None:
+                barrier.wait()
+                produce(number)
+
+            pool = [threading.Thread(target=worker) for _ in range(threads)]
+            for t in pool:
+                t.start()
+            barrier.wait()
+            t0 = time.perf_counter_ns()
+            for t in pool:
+                t.join()
+            elapsed = time.perf_counter_ns() - t0
+            return threads * number / (elapsed / 1e9)
+
+        case = Case(
+            name=f"spans_{threads}_thread{'s' if threads > 1 else ''}",
+            title=f"recorded spans per second, {threads} producing thread{'s' if threads > 1 else ''}",
+            group="scaling",
+            measure=measure,
+            unit="spans/s",
+            higher_is_better=True,
+            calibrate=False,
+            number=per_thread,
+            after=after,
+            code=f'# {threads} thread(s), each:\nfor _ in range({per_thread}):\n'
+            '    with exp.trace.prod("x"):\n        pass',
+            note="Aggregate throughput of all threads (wall time from a barrier to the last join).",
+        )
+        holder.append(case)
+        cases.append(case)
+    return cases
