@@ -112,7 +112,9 @@ class AlamosMiddleware:
         # With no usable incoming context the span must be a root: clear any
         # span current in the server's context for the time of the request.
         clear = None if nested or parent is not None else CURRENT.set(None)
-        in_request = _IN_REQUEST.set(True)
+        # Only a recording span can parent a nested middleware's span; under a
+        # filtered-out one, the nested middleware reads the headers itself.
+        in_request = _IN_REQUEST.set(isinstance(span, Span))
         try:
             with span:
                 span.set("http.method", method)

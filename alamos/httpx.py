@@ -71,10 +71,13 @@ def _start(experiment: Experiment, level: Level, request: httpx.Request) -> Span
     # A filtered-out client span still forwards the caller's context, so the
     # server's span joins the trace (as a child of the caller's span).
     inject(carrier, span.context if isinstance(span, Span) else None)
-    for name in (TRACEPARENT, TRACESTATE):
-        if name in request.headers:
-            del request.headers[name]
-    request.headers.update(carrier)
+    if carrier:
+        # Replace, never add to, headers the caller set: two traceparent
+        # fields make the receiver discard both (W3C §3.2.1 / test suite).
+        for name in (TRACEPARENT, TRACESTATE):
+            if name in request.headers:
+                del request.headers[name]
+        request.headers.update(carrier)
     return span
 
 

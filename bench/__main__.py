@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import RESULTS_DIR
+from bench import RESULTS_DIR, core
 from bench.core import Case, Config, evaluate, run, summarize
 from bench.machine import load_average, machine_info, versions
 from bench.targets import TARGETS
@@ -152,6 +152,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--gc", action="store_true", help="keep the GC on inside timed loops")
     p.add_argument(
+        "--wall",
+        action="store_true",
+        help="time the micro-benchmarks with wall time instead of the thread's CPU time",
+    )
+    p.add_argument(
         "--render",
         nargs="?",
         const=LATEST,
@@ -190,9 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick=args.quick,
         gc_in_loop=args.gc,
     )
+    if args.wall:
+        core.use_wall_clock()
     profile = args.profile if args.profile is not None else full
     json_path = args.json or (LATEST if full else PARTIAL)
-    docs_path = None if args.no_docs else (args.docs or (DOCS if full else PARTIAL.with_suffix(".md")))
+    docs_path = (
+        None if args.no_docs else (args.docs or (DOCS if full else PARTIAL.with_suffix(".md")))
+    )
 
     data = measure(names, config, profile=profile, argv=sys.argv[1:] if argv is None else argv)
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -273,6 +282,7 @@ def measure(
             "target_seconds": config.target_seconds,
             "alone_repeats": config.alone_repeats,
             "gc_in_loop": config.gc_in_loop,
+            "clock": core.clock_name(),
             "ignored_env": sorted(ctx.ignored_env),
         },
         "results": [summarize(c) for c in cases],

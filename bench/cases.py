@@ -17,7 +17,7 @@ from bench.context import BenchContext, collector_of, quiet_root
 from bench.core import Case, ns_per_op, timed_loop
 from bench.peers import isolated_loguru, otel_tracer, prometheus_counter, stdlib_logger
 
-__all__ = ["micro_cases", "micro"]
+__all__ = ["micro", "micro_cases"]
 
 
 class Trivial:
@@ -421,9 +421,10 @@ def scaling_cases(ctx: BenchContext) -> list[Case]:
             elapsed = time.perf_counter_ns() - t0
             return threads * number / (elapsed / 1e9)
 
+        plural = "s" if threads > 1 else ""
         case = Case(
-            name=f"spans_{threads}_thread{'s' if threads > 1 else ''}",
-            title=f"recorded spans per second, {threads} producing thread{'s' if threads > 1 else ''}",
+            name=f"spans_{threads}_thread{plural}",
+            title=f"recorded spans per second, {threads} producing thread{plural}",
             group="scaling",
             measure=measure,
             unit="spans/s",
@@ -431,7 +432,7 @@ def scaling_cases(ctx: BenchContext) -> list[Case]:
             calibrate=False,
             number=per_thread,
             after=after,
-            code=f'# {threads} thread(s), each:\nfor _ in range({per_thread}):\n'
+            code=f"# {threads} thread(s), each:\nfor _ in range({per_thread}):\n"
             '    with exp.trace.prod("x"):\n        pass',
             note="Aggregate throughput of all threads (wall time from a barrier to the last join).",
         )

@@ -304,6 +304,10 @@ def _pg_cases(ctx: BenchContext, n: int, url: str) -> list[Case]:
     plain = _AlamosExport(ctx, lambda name: url, count, cleanup, attributes=False)
     _, _, service = plain.once(n, keep=True)
     with psycopg.connect(dsn) as conn:
+        server = {
+            name: str(conn.execute(f"SHOW {name}").fetchone()[0])  # type: ignore[index]
+            for name in ("server_version", "fsync", "synchronous_commit")
+        }
         info = conn.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = 'alamos_spans' ORDER BY ordinal_position"
@@ -330,10 +334,13 @@ def _pg_cases(ctx: BenchContext, n: int, url: str) -> list[Case]:
             conn.commit()
             t0 = time.perf_counter_ns()
             for i in range(0, len(rows), BATCH):
-                with conn.transaction(), conn.cursor() as cur:
-                    with cur.copy(f"COPY {scratch} ({quoted}) FROM STDIN") as copy:
-                        for row in rows[i : i + BATCH]:
-                            copy.write_row(row)
+                with (
+                    conn.transaction(),
+                    conn.cursor() as cur,
+                    cur.copy(f"COPY {scratch} ({quoted}) FROM STDIN") as copy,
+                ):
+                    for row in rows[i : i + BATCH]:
+                        copy.write_row(row)
             elapsed = time.perf_counter_ns() - t0
             conn.execute(f"TRUNCATE {scratch}")
         return len(rows) / (elapsed / 1e9)
@@ -367,6 +374,8 @@ def _pg_cases(ctx: BenchContext, n: int, url: str) -> list[Case]:
         ),
     ]
     plain.case = cases[0]
+    cases[0].info.update(server)
+    cases[1].info.update(server)
     return cases
 
 

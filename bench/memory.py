@@ -90,7 +90,9 @@ def memory_cases(ctx: BenchContext) -> list[Case]:
         tracer, otel_flush, _ = otel_tracer(quiet=True)
     except ImportError as exc:
         why = f"opentelemetry-sdk is not installed ({exc})"
-        cases.append(Case("memory_otel_span_3_attributes", "OTel memory", "memory", unavailable=why))
+        cases.append(
+            Case("memory_otel_span_3_attributes", "OTel memory", "memory", unavailable=why)
+        )
         return cases
 
     def otel_spans(number: int) -> None:

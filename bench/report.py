@@ -67,6 +67,7 @@ def table_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
         }
         if r["status"] != "ok":
             base["median"] = r["status"]
+            base["unit"] = ""
             base["margin"] = r.get("reason", "")
         targets = by_row.get(r["name"], [])
         if not targets:
@@ -80,7 +81,7 @@ def table_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
             row["verdict"] = t["verdict"]
             if t["denominator"] and t["ratio"] is not None:
                 row["ratio"] = f"{fmt_ratio(t['ratio'])} {_vs(t)}"
-                row["range"] = f"{fmt_ratio(t['low'])}–{fmt_ratio(t['high'])}"
+                row["range"] = f"{fmt_ratio(t['low'])}-{fmt_ratio(t['high'])}"
             if t["verdict"] in ("FAIL", "UNAVAILABLE") or not row["margin"]:
                 row["margin"] = t.get("margin", "")
             out.append(row)
@@ -110,7 +111,7 @@ def print_table(data: dict[str, Any]) -> None:
     table.add_column("max", justify="right")
     table.add_column("unit")
     table.add_column("ratio (median of rounds)")
-    table.add_column("ratio min–max", no_wrap=True)
+    table.add_column("ratio min-max", no_wrap=True)
     table.add_column("target", overflow="fold")
     table.add_column("result")
     group = None
@@ -176,7 +177,8 @@ def _machine_md(data: dict[str, Any]) -> list[str]:
         f"after {data.get('load_after')} |",
         f"| date | {data['generated']} |",
         f"| run | {data['mode']}: {data['settings']['repeats']} rounds, about "
-        f"{data['settings']['target_seconds']} s per repeat, {data['elapsed_seconds']:.0f} s in all |",
+        f"{data['settings']['target_seconds']} s per repeat, "
+        f"{data['elapsed_seconds']:.0f} s in all |",
     ]
     versions = data.get("versions", {})
     shown = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
@@ -237,10 +239,10 @@ def _targets_md(data: dict[str, Any]) -> list[str]:
         elif t["denominator"]:
             got = (
                 f"{fmt_ratio(ratio)} `{t['numerator']}` / `{t['denominator']}` "
-                f"(rounds: {fmt_ratio(t['low'])}–{fmt_ratio(t['high'])})"
+                f"(rounds: {fmt_ratio(t['low'])}-{fmt_ratio(t['high'])})"
             )
         else:
-            got = f"{ratio:,.0f} (repeats: {t['low']:,.0f}–{t['high']:,.0f})"
+            got = f"{ratio:,.0f} (repeats: {t['low']:,.0f}-{t['high']:,.0f})"
         verdict = t["verdict"] if t["verdict"] != "REPORTED" else "reported"
         margin = f", {t['margin']}" if t.get("margin") and t["ratio"] is not None else ""
         lines.append(
@@ -257,8 +259,7 @@ def _missed_md(data: dict[str, Any]) -> list[str]:
     lines = ["Targets missed in this run (see the profiler notes below for why):", ""]
     for t in missed:
         lines.append(
-            f"- **{t['operation']}**: {fmt_ratio(t['ratio'])} against {t['text']}: "
-            f"{t['margin']}."
+            f"- **{t['operation']}**: {fmt_ratio(t['ratio'])} against {t['text']}: {t['margin']}."
         )
     return lines
 
@@ -315,10 +316,10 @@ def render_markdown(data: dict[str, Any]) -> str:
         "against a baseline measured alongside.",
         "",
         "```sh",
-        "pip install -e '.[bench]'        # opentelemetry-sdk and pyinstrument",
-        "python -m bench                  # full run: writes bench/results/latest.json and this page",
-        "python -m bench --quick          # under a minute (CI: the harness only, no thresholds)",
-        "python -m bench --only 'export*' # a subset (with the baselines its targets need)",
+        "pip install -e '.[bench]'         # opentelemetry-sdk and pyinstrument",
+        "python -m bench                   # full run: bench/results/latest.json and this page",
+        "python -m bench --quick           # under a minute (CI: the harness only, no thresholds)",
+        "python -m bench --only 'export*'  # a subset (with the baselines its targets need)",
         "ALAMOS_BENCH_PG_URL=postgresql://user@host/db python -m bench   # adds PostgreSQL",
         "```",
         "",
@@ -342,7 +343,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         "## How it is measured",
         "",
         "- Every operation is compiled into a loop the way `timeit` does it, and written the "
-        "way a user writes it (`exp.trace.prod(\"x\")` with `exp` a local variable). The loop "
+        'way a user writes it (`exp.trace.prod("x")` with `exp` a local variable). The loop '
         "costs the same in every row (`empty_loop`); it is not subtracted, as in `timeit`.",
         "- Each case is calibrated so that one repeat takes about "
         f"{data['settings']['target_seconds']} s, then all cases run in rounds, each round in "

@@ -49,14 +49,19 @@ class Capture:
 
     def __init__(self, exp: Experiment, level: str | int) -> None:
         self.exp = exp
-        self.handler_id: int | None = _loguru.add(
-            self._sink,
-            level=level,
-            filter=lambda r: not r["extra"].get("alamos"),
-            format="{message}",
-            catch=True,
-        )
-        exp._root_state.closers.append(self.close)
+        self.handler_id: int | None = None
+        state = exp._root_state
+        with state.lock:
+            if state.closed:  # NOOP, or a closed tree: nothing would remove the sink
+                return
+            self.handler_id = _loguru.add(
+                self._sink,
+                level=level,
+                filter=lambda r: not r["extra"].get("alamos"),
+                format="{message}",
+                catch=True,
+            )
+            state.closers.append(self.close)
 
     def _sink(self, message: Message) -> None:
         record = message.record

@@ -60,6 +60,19 @@ def _format(message: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     return text
 
 
+_LEVEL_NAMES = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+def _level_name(level: object) -> str:
+    name = level.upper() if isinstance(level, str) else None
+    if name not in _LEVEL_NAMES:
+        raise ValueError(
+            f"invalid log level {level!r}: use TRACE, DEBUG, INFO, SUCCESS, WARNING, "
+            "ERROR or CRITICAL"
+        )
+    return name
+
+
 def _safe_repr(value: Any) -> str:
     try:
         return repr(value)
@@ -129,20 +142,17 @@ class Logger:
             self._log("ERROR", message, args, kwargs, exc=True)
 
     def log(self, level: str, message: Any, /, *args: Any, **kwargs: Any) -> None:
-        """Log at a level given by name (TRACE ... CRITICAL)."""
-        name = level.upper()
-        on = {"TRACE": self._trace, "DEBUG": self._debug}.get(name, self._info)
-        if name not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
-            raise ValueError(
-                f"invalid log level {level!r}: use TRACE, DEBUG, INFO, SUCCESS, WARNING, "
-                "ERROR or CRITICAL"
-            )
-        if on:
+        """Log at a level given by name (TRACE ... CRITICAL, any case)."""
+        name = _level_name(level)
+        if self.enabled(name):
             self._log(name, message, args, kwargs)
 
     def enabled(self, level: str) -> bool:
-        name = level.upper()
-        return {"TRACE": self._trace, "DEBUG": self._debug}.get(name, self._info)
+        """Whether a log call at ``level`` (a name, any case) is kept right now."""
+        name = _level_name(level)
+        if name == "TRACE":
+            return self._trace
+        return self._debug if name == "DEBUG" else self._info
 
     def _log(
         self,
@@ -163,6 +173,7 @@ class Logger:
                 attrs[coerce_key(key)] = coerce_value(value)
         if exc:
             info = sys.exc_info()
+            exc = info[1] is not None  # loguru would print "NoneType: None"
             if info[1] is not None:
                 attrs = attrs if attrs is not None else {}
                 attrs["exception"] = coerce_value("".join(traceback.format_exception(info[1])))

@@ -101,6 +101,12 @@ class Metrics:
                         f"metric {name!r} of {self._exp.path!r} is already a {existing.kind}; "
                         f"it cannot also be a {kind}: pick another name"
                     )
+                if tuple(labelnames) and tuple(labelnames) != existing.labelnames:
+                    raise ValueError(
+                        f"metric {name!r} of {self._exp.path!r} already has labelnames "
+                        f"{list(existing.labelnames)}, not {list(labelnames)}: "
+                        "pick another name"
+                    )
                 return existing
             exp = self._exp
             full = exp.path.replace(".", "_").replace("-", "_") + "_" + name

@@ -102,6 +102,7 @@ class Delivery:
 
     def _reset(self) -> None:
         self._cond = threading.Condition(threading.Lock())
+        self._spool_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._queue: deque[_Batch] = deque()
         self._unsettled: dict[int, _Batch] = {}
@@ -257,26 +258,27 @@ class Delivery:
             self._cond.notify_all()
 
     def _spool_batch(self, batch: _Batch) -> bool:
+        """Spool ``batch`` unless already settled; False if the spool failed."""
         spool = self._spool
-        if batch.settled:
-            return True
         if spool is None:
-            return False
-        try:
-            spool.append(batch.records)
-        except Exception as exc:
+            return batch.settled
+        with self._spool_lock:  # never spool one batch twice (flush vs thread)
+            if batch.settled:
+                return True
+            try:
+                spool.append(batch.records)
+            except Exception as exc:
+                with self._cond:
+                    first, self._spool_failing = not self._spool_failing, True
+                    self._spool_error = f"spool failing: {exc}"
+                if first:
+                    log.warning("alamos: spool %s failing: %s", spool.directory, exc)
+                return False
             with self._cond:
-                first, self._spool_failing = not self._spool_failing, True
-                self._spool_error = f"spool failing: {exc}"
-            if first:
-                log.warning("alamos: spool %s failing: %s", spool.directory, exc)
-            return False
-        with self._cond:
-            self._stats.spooled += len(batch.records)
-            self._spool_dirty = True
-            self._spool_failing = False
-            self._settle_locked(batch)
-            self._cond.notify_all()
+                self._stats.spooled += len(batch.records)
+                self._spool_dirty = True
+                self._spool_failing = False
+                self._settle_locked(batch)
         return True
 
     def _spool_problem(self) -> str:

@@ -8,16 +8,16 @@ bound parameter) and return the same record classes the exporters receive
 that inspects spans from a :class:`~alamos.testing.Recorder` works on spans
 read from a database too.
 
-The tree is built from **parent links only**.  Start times come from the
-clocks of different machines; a child whose clock runs behind its parent's
-can "start" before it, and ordering by time would put it in the wrong place
-or level.  Time only orders siblings.
+The tree of a trace is built from **parent links only**, never from times,
+which come from the clocks of different machines: see
+:mod:`alamos.report.tree` (:func:`build_tree` is re-exported here).
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,8 +25,11 @@ import attrs
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
+    Text,
     and_,
     case,
+    cast,
     create_engine,
     exists,
     func,
@@ -39,9 +42,11 @@ from sqlalchemy.pool import NullPool
 
 from alamos.experiment.level import Level, parse_level
 from alamos.report.records import EventRecord, LogRecord, SpanRecord
+from alamos.report.schema import JSONType
 from alamos.report.schema import logs as logs_table
 from alamos.report.schema import spans as spans_table
 from alamos.report.sql import normalize_url
+from alamos.report.tree import TraceNode, build_tree, unattached_logs
 
 __all__ = [
     "TraceNode",
@@ -69,104 +74,6 @@ def valid_trace_id(trace_id: str) -> bool:
     return isinstance(trace_id, str) and _TRACE_ID_RE.fullmatch(trace_id) is not None
 
 
-# ---------------------------------------------------------------------------
-# The tree
-# ---------------------------------------------------------------------------
-
-
-@attrs.define(eq=False)
-class TraceNode:
-    """A span in the tree of its trace, with its children and its logs.
-
-    ``orphan`` is true for a span shown as a root although it has a parent:
-    the parent is not in the database (not flushed yet, exported elsewhere,
-    or filtered out by level) or the parent links form a cycle (corrupt rows).
-    """
-
-    span: SpanRecord
-    children: list[TraceNode] = attrs.field(factory=list)
-    logs: list[LogRecord] = attrs.field(factory=list)
-    orphan: bool = False
-
-    def walk(self) -> Iterator[tuple[int, TraceNode]]:
-        """``(depth, node)`` for this node and its descendants, depth first.
-
-        Iterative, so a deep trace cannot exhaust Python's recursion limit.
-        """
-        stack: list[tuple[int, TraceNode]] = [(0, self)]
-        while stack:
-            depth, node = stack.pop()
-            yield depth, node
-            stack.extend((depth + 1, c) for c in reversed(node.children))
-
-
-def _sibling_key(s: SpanRecord) -> tuple[int, str]:
-    return (s.start_ns, s.span_id)
-
-
-def build_tree(spans: Iterable[SpanRecord], logs: Iterable[LogRecord] = ()) -> list[TraceNode]:
-    """Arrange ``spans`` into trees by their parent links; return the roots.
-
-    Roots come first (in start order), then orphans (spans whose parent is
-    missing, marked ``orphan=True``).  Children are in start order under their
-    parent: times decide only the order of siblings, never who is whose
-    parent, so clock skew between nodes cannot break the tree.  Spans caught
-    in a cycle of parent links (which alamos never writes, but a database is
-    shared input) become orphan roots as well, so every span appears exactly
-    once.  Each log is attached to the node of its ``span_id``; logs of no
-    span in ``spans`` are left out (see :func:`unattached_logs`).
-    """
-    by_id: dict[str, TraceNode] = {}
-    for s in spans:
-        by_id.setdefault(s.span_id, TraceNode(s))
-    roots: list[TraceNode] = []
-    orphans: list[TraceNode] = []
-    for node in by_id.values():
-        pid = node.span.parent_id
-        if pid is None:
-            roots.append(node)
-        elif pid not in by_id or pid == node.span.span_id:
-            node.orphan = True
-            orphans.append(node)
-        else:
-            by_id[pid].children.append(node)
-    for node in by_id.values():
-        node.children.sort(key=lambda n: _sibling_key(n.span))
-    roots.sort(key=lambda n: _sibling_key(n.span))
-    orphans.sort(key=lambda n: _sibling_key(n.span))
-    result = roots + orphans
-    seen = {id(n) for top in result for _, n in top.walk()}
-    # Whatever is left is reachable from no root: a cycle of parent links.
-    # Cut each cycle at its earliest span and show it as an orphan root.
-    for node in sorted(by_id.values(), key=lambda n: _sibling_key(n.span)):
-        if id(node) in seen:
-            continue
-        parent = by_id.get(node.span.parent_id or "")
-        if parent is not None:
-            parent.children.remove(node)
-        node.orphan = True
-        result.append(node)
-        seen.update(id(n) for _, n in node.walk())
-    for log in logs:
-        owner = by_id.get(log.span_id or "")
-        if owner is not None:
-            owner.logs.append(log)
-    for node in by_id.values():
-        node.logs.sort(key=lambda r: (r.ts_ns, r.id))
-    return result
-
-
-def unattached_logs(spans: Iterable[SpanRecord], logs: Iterable[LogRecord]) -> list[LogRecord]:
-    """The logs whose span is not among ``spans`` (or that name no span)."""
-    ids = {s.span_id for s in spans}
-    return sorted((r for r in logs if r.span_id not in ids), key=lambda r: (r.ts_ns, r.id))
-
-
-# ---------------------------------------------------------------------------
-# Database access
-# ---------------------------------------------------------------------------
-
-
 def _engine(url: str) -> Engine:
     """An engine for reading ``url``, failing clearly rather than creating a file.
 
@@ -190,41 +97,43 @@ def _engine(url: str) -> Engine:
     return create_engine(u, poolclass=NullPool, connect_args=connect_args)
 
 
-def _connect(url: str) -> tuple[Engine, Connection]:
+def _run(url: str, work: Callable[[Connection], T]) -> T:
+    """``work(conn)`` on a connection to ``url``; any failure to read becomes
+    a :class:`TraceQueryError` naming the database (password hidden)."""
     engine = _engine(url)
     shown = engine.url.render_as_string(hide_password=True)
     try:
-        conn = engine.connect()
-        if not inspect(conn).has_table(spans_table.name):
-            conn.close()
-            raise TraceQueryError(
-                f"{shown} has no alamos tables: nothing has been exported to it yet"
-            )
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        raise TraceQueryError(f"cannot read {shown}: {_reason(exc)}") from exc
-    except TraceQueryError:
-        engine.dispose()
-        raise
-    return engine, conn
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    orig = getattr(exc, "orig", None)
-    text = str(orig if orig is not None else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _run(url: str, work: Callable[[Connection], T]) -> T:
-    engine, conn = _connect(url)
-    try:
-        with conn:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(spans_table.name):
+                raise TraceQueryError(
+                    f"{shown} has no alamos tables: nothing has been exported to it yet"
+                )
             return work(conn)
     except SQLAlchemyError as exc:
-        shown = engine.url.render_as_string(hide_password=True)
-        raise TraceQueryError(f"cannot read {shown}: {_reason(exc)}") from exc
+        orig = getattr(exc, "orig", None)
+        reason = str(orig if orig is not None else exc).strip()
+        reason = reason.splitlines()[0] if reason else type(exc).__name__
+        raise TraceQueryError(f"cannot read {shown}: {reason}") from exc
     finally:
         engine.dispose()
+
+
+def _columns(table: Table) -> list[Any]:
+    """The columns of ``table``, JSON ones read as text.
+
+    Decoding is then ours (:func:`_json`) and lenient: one corrupt JSON value
+    in a shared table must not make a whole trace unreadable.
+    """
+    return [cast(c, Text).label(c.name) if c.type is JSONType else c for c in table.columns]
+
+
+def _json(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
 
 
 def _level(value: object) -> Level:
@@ -235,10 +144,12 @@ def _level(value: object) -> Level:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
+    value = _json(value)
     return value if isinstance(value, dict) else {}
 
 
 def _events(value: object) -> tuple[EventRecord, ...]:
+    value = _json(value)
     if not isinstance(value, list):
         return ()
     out = []
@@ -308,11 +219,13 @@ def load_trace(url: str, trace_id: str) -> tuple[list[SpanRecord], list[LogRecor
     def work(conn: Connection) -> tuple[list[SpanRecord], list[LogRecord]]:
         s, lg = spans_table.c, logs_table.c
         span_rows = conn.execute(
-            select(spans_table).where(s.trace_id == trace_id).order_by(s.start_ns, s.span_id)
+            select(*_columns(spans_table))
+            .where(s.trace_id == trace_id)
+            .order_by(s.start_ns, s.span_id)
         )
         found = [_span(r) for r in span_rows]
         log_rows = conn.execute(
-            select(logs_table).where(lg.trace_id == trace_id).order_by(lg.ts_ns, lg.id)
+            select(*_columns(logs_table)).where(lg.trace_id == trace_id).order_by(lg.ts_ns, lg.id)
         )
         return found, [_log(r) for r in log_rows]
 
@@ -427,7 +340,7 @@ def _roots(conn: Connection, ids: Sequence[str]) -> dict[str, SpanRecord]:
         ~exists().where(parent.c.span_id == s.parent_span_id),
     )
     rows = conn.execute(
-        select(spans_table)
+        select(*_columns(spans_table))
         .where(s.trace_id.in_(ids), no_parent)
         .order_by(s.trace_id, s.start_ns, s.span_id)
     )

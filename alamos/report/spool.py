@@ -36,6 +36,7 @@ import fcntl
 import os
 import secrets
 import threading
+import time
 import weakref
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -52,6 +53,7 @@ _PREFIX = "spool-"
 _SUFFIX = ".jsonl"
 _MAGIC = b"#alamos-spool v1 consumed="
 _READ_CHUNK = 1 << 20
+_STALE_TMP_NS = 60 * 10**9  # a temp file is renamed within microseconds of creation
 
 
 def _header(consumed: int) -> bytes:
@@ -89,6 +91,39 @@ def _fsync_dir(directory: Path) -> None:
     except OSError as exc:  # some file systems cannot fsync a directory
         if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
             raise
+    finally:
+        os.close(fd)
+
+
+def _create(directory: Path) -> tuple[int, Path]:
+    """A new locked spool file with its header, durably in ``directory``.
+
+    Created under a temporary name replay ignores, locked, then renamed: a
+    replayer can never lock (and delete) a spool file before its owner does."""
+    name = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{_SUFFIX}"
+    final, tmp = directory / name, directory / f".{name}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+    fd = os.open(tmp, flags, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        _write_all(fd, _header(_HEADER_LEN))
+        os.fsync(fd)
+        os.rename(tmp, final)
+        _fsync_dir(directory)
+    except BaseException:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return fd, final
+
+
+def _remove_stale_tmp(path: Path) -> None:
+    """A file a crashed process created but never renamed (no data in it)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.unlink(path)
     finally:
         os.close(fd)
 
@@ -191,29 +226,18 @@ class Spool:
             self._stats.records_spooled += len(records)
 
     def _open_locked(self) -> int:
-        if self._fd is not None:
-            return self._fd
-        directory = self.directory
-        directory.mkdir(parents=True, exist_ok=True)
-        name = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{_SUFFIX}"
-        final, tmp = directory / name, directory / f".{name}.tmp"
-        # Created under a name replay ignores, locked, then renamed: a replayer
-        # can never lock (and delete) a file before its owner holds it.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
-        fd = os.open(tmp, flags, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            _write_all(fd, _header(_HEADER_LEN))
-            os.fsync(fd)
-            os.rename(tmp, final)
-            _fsync_dir(directory)
-        except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        self._fd, self._path, self._size = fd, final, _HEADER_LEN
-        return fd
+        if self._fd is None:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for attempt in range(3):
+                try:
+                    self._fd, self._path = _create(self.directory)
+                    break
+                except FileNotFoundError:  # the folder or our temp file vanished
+                    if attempt == 2:
+                        raise
+            self._size = _HEADER_LEN
+        assert self._fd is not None
+        return self._fd
 
     def _abandon_locked(self) -> None:
         """After a failed write: cut a partial line if possible, and never
@@ -253,23 +277,10 @@ class Spool:
                 except FileNotFoundError:
                     continue
             elif name.startswith("." + _PREFIX) and name.endswith(".tmp"):
-                self._remove_stale_tmp(Path(entry.path))
+                with contextlib.suppress(OSError):
+                    if time.time_ns() - entry.stat().st_mtime_ns > _STALE_TMP_NS:
+                        _remove_stale_tmp(Path(entry.path))
         return [path for _, _, path in sorted(found)]
-
-    @staticmethod
-    def _remove_stale_tmp(path: Path) -> None:
-        """A file a crashed process created but never renamed (no data in it)."""
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            os.unlink(path)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
     def replay(self, consume: Callable[[list[Record]], None]) -> ReplayStats:
         """Feed every batch of every unlocked spool file in the folder to

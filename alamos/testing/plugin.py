@@ -24,7 +24,10 @@ is the one worth reading.
 
 The fixtures are synchronous and keep no state outside the test's item, so
 they work unchanged in sync tests and in async tests on asyncio and trio
-(anyio's pytest plugin), and two tests never see each other's records.
+(anyio's pytest plugin), and two tests never see each other's records.  The
+one piece of state tests do share, the thread's current span, is put back
+after every test, so a span one test leaves open cannot become the parent
+of the next test's spans.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from alamos.experiment.lifecycle import UnendedSpansError
 from alamos.report.records import LogRecord
 from alamos.testing.match import describe_log
 from alamos.testing.recorder import Recorder
+from alamos.trace.context import CURRENT
 from alamos.trace.span import Span
 
 __all__ = ["alamos_experiment", "alamos_recorder"]
@@ -135,6 +139,24 @@ def _report(spans: list[Span], logs: list[LogRecord], why: str | None, when: str
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: object) -> Generator[None, Any, Any]:
+    """Give every test the current span it started with.
+
+    A span started and never ended stays the current span of the thread's
+    context, and every later span would become its child: one test's leak
+    would reparent the next test's traces.  Sync tests share the thread's
+    context, so the current span is put back after each test (whether it
+    uses the fixtures or not).
+    """
+    saved = CURRENT.get()
+    try:
+        return (yield)
+    finally:
+        if CURRENT.get() is not saved:
+            CURRENT.set(saved)
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     """Check what the test function left behind, as part of the test."""
     state = item.stash.get(_STATE, None)
@@ -161,20 +183,26 @@ def alamos_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     spans left unended fail the test (see the module doc)."""
     recorder = Recorder()
     state = _TestState(recorder)
-    request.node.stash[_STATE] = state
-    yield recorder
-    spans = state.new_unended()
-    why = _error_check(request.node)
-    logs = state.new_errors() if why is not None else []
-    # The tree's own close would warn (and log, and with strict=True raise)
-    # about the spans reported here: they are this plugin's to report, once,
-    # in the test's terms.  So the trees forget them before closing.
-    for root in recorder.trees:
-        for span in [*state.spans_done, *spans]:
-            root._root_state.untrack(span)
-    with warnings.catch_warnings(), contextlib.suppress(UnendedSpansError):
-        warnings.simplefilter("ignore", ResourceWarning)
-        recorder.close()
+    stash = request.node.stash
+    stash[_STATE] = state
+    try:
+        yield recorder
+        spans = state.new_unended()
+        why = _error_check(request.node)
+        logs = state.new_errors() if why is not None else []
+        # The tree's own close would warn (and log, and with strict=True
+        # raise) about the spans reported here: they are this plugin's to
+        # report, once, in the test's terms.  So the trees forget them first.
+        for root in recorder.trees:
+            for span in [*state.spans_done, *spans]:
+                root._root_state.untrack(span)
+        with warnings.catch_warnings(), contextlib.suppress(UnendedSpansError):
+            warnings.simplefilter("ignore", ResourceWarning)
+            recorder.close()
+    finally:
+        # pytest keeps every item (and its stash) until the session ends:
+        # do not keep every test's records alive with it.
+        del stash[_STATE]
     if spans or logs:
         pytest.fail(_report(spans, logs, why, "during the test's setup or teardown"), pytrace=False)
 

@@ -9,7 +9,9 @@ from alamos import Filter, Level
 from alamos.experiment.level import parse_level
 from alamos.testing import Recorder
 
-LEVEL_ERROR = r'use alamos.Level.BENCH, DEBUG or PROD, or one of the strings "bench", "debug", "prod"'
+LEVEL_ERROR = (
+    r'use alamos.Level.BENCH, DEBUG or PROD, or one of the strings "bench", "debug", "prod"'
+)
 
 
 def names(rec: Recorder) -> set[tuple[str, str]]:
@@ -216,7 +218,7 @@ def test_bad_specs(spec: str, message: str) -> None:
 
 @pytest.mark.parametrize("spec", [1.5, object(), [], True])
 def test_bad_filter_types(spec: object) -> None:
-    with pytest.raises(ValueError, match="use a level .'prod'., a spec string") as info:
+    with pytest.raises(ValueError, match=r"use a level \('prod'\), a spec string") as info:
         alamos.new("server", level=spec, console=False)
     assert "or a callable (level, path) -> bool" in str(info.value)
 

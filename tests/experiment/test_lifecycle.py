@@ -72,7 +72,11 @@ def test_close_exports_final_metrics_and_reports() -> None:
     (metric,) = [m for m in rec.metrics if m.name == "writes"]
     assert (metric.path, metric.kind, metric.value) == ("server.cesium", "counter", 3.0)
     (report,) = rec.reports
-    assert (report.path, report.key, dict(report.report)) == ("server.cesium", "config", {"size": 7})
+    assert (report.path, report.key, dict(report.report)) == (
+        "server.cesium",
+        "config",
+        {"size": 7},
+    )
 
 
 def test_everything_is_a_no_op_after_close() -> None:
@@ -158,7 +162,9 @@ def test_flush_without_background_exporters() -> None:
 
 
 def test_exporters_are_checked() -> None:
-    with pytest.raises(TypeError, match="is not an exporter: it needs min_level, name, synchronous"):
+    with pytest.raises(
+        TypeError, match="is not an exporter: it needs min_level, name, synchronous"
+    ):
         alamos.new("server", exporters=[object()], console=False)  # type: ignore[list-item]
 
 
@@ -204,9 +210,10 @@ def test_child_records_into_its_own_tree() -> None:
 
     def child() -> int:
         child_rec = Recorder()
-        with child_rec.new("worker") as tree:
-            with tree.trace.prod("outer"), tree.sub("job").trace.debug("inner"):
-                tree.log.info("in child")
+        tree = child_rec.new("worker")
+        with tree.trace.prod("outer"), tree.sub("job").trace.debug("inner"):
+            tree.log.info("in child")
+        tree.close()
         outer = child_rec.span(name="outer")
         inner = child_rec.span(name="inner")
         if inner.parent_id != outer.span_id or inner.path != "worker.job":

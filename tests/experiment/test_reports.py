@@ -193,7 +193,7 @@ def test_attach_errors(root: Experiment) -> None:
         "report provider for 'config' must be a callable returning a dict "
         "or an object with a .report() method, got dict"
     )
-    with pytest.raises(ValueError, match="invalid experiment key 'a.b'"):
+    with pytest.raises(ValueError, match=r"invalid experiment key 'a\.b'"):
         root.attach("a.b", lambda: {})
     with pytest.raises(ValueError, match="invalid level 'loud'"):
         root.attach("config", lambda: {}, level="loud")

@@ -148,9 +148,7 @@ def test_valid_keys(root: Experiment, key: str) -> None:
     assert root.sub(key).key == key
 
 
-KEY_ERROR = (
-    r"a key is a non-empty str of letters, digits, '_' and '-' \(regex \[A-Za-z0-9_-\]\+\)"
-)
+KEY_ERROR = r"a key is a non-empty str of letters, digits, '_' and '-' \(regex \[A-Za-z0-9_-\]\+\)"
 
 
 @pytest.mark.parametrize(

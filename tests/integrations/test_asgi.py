@@ -205,10 +205,12 @@ async def test_ambient_span_is_not_the_parent(rec: Recorder) -> None:
 
     mw = AlamosMiddleware(hello, root.sub("http"))
     with root.trace.prod("startup") as startup:
+        startup_trace = startup.trace_id
         await mw({"type": "http", "method": "GET", "path": "/", "headers": []}, receive, send)
         assert alamos.current_span() is startup
     span = rec.span(path="server.http")
-    assert span.parent_id is None and span.trace_id != startup.trace_id
+    assert span.parent_id is None
+    assert span.trace_id != startup_trace
 
 
 def test_nested_middleware_makes_a_child(rec: Recorder, serve: Serve) -> None:
@@ -242,3 +244,34 @@ def test_level_is_validated() -> None:
 def test_noop_experiment(serve: Serve) -> None:
     url = serve(AlamosMiddleware(hello, alamos.NOOP))
     assert httpx.get(f"{url}/", timeout=10).text == "hello"
+
+
+def test_nested_under_a_filtered_out_middleware(rec: Recorder, serve: Serve) -> None:
+    """The outer middleware records nothing: the inner one reads the headers."""
+    root = rec.new("server", level="prod")
+    inner = AlamosMiddleware(hello, root.sub("admin"))
+    outer = Starlette(routes=[Mount("/admin", app=inner)])
+    url = serve(AlamosMiddleware(outer, root.sub("http"), level="debug"))
+    headers = {"traceparent": f"00-{TRACE}-{SPAN}-01"}
+    assert httpx.get(f"{url}/admin/x", headers=headers, timeout=10).status_code == 200
+    sub = wait_span(rec, path="server.admin")
+    assert (sub.trace_id, sub.parent_id) == (TRACE, SPAN)
+    assert rec.spans(path="server.http") == []
+
+
+def test_starlette_add_middleware(rec: Recorder, serve: Serve) -> None:
+    """The form the docs show: ``app.add_middleware(AlamosMiddleware, experiment=...)``."""
+    root = rec.new("server")
+    app = starlette_app(root)
+    app.add_middleware(AlamosMiddleware, experiment=root.sub("http"))
+    url = serve(app)
+    assert httpx.get(f"{url}/items/5", timeout=10).status_code == 200
+    span = wait_span(rec, path="server.http")
+    assert span.name == "GET /items/{id}"
+    assert rec.span(name="load").parent_id == span.span_id
+    # Inside Starlette's error middleware: the exception reaches us (error),
+    # the 500 is sent by the outer layer (so no status code on the span).
+    rec.clear()
+    assert httpx.get(f"{url}/boom", timeout=10).status_code == 500
+    span = wait_span(rec, path="server.http")
+    assert (span.status, span.error_text) == ("error", "RuntimeError: boom")

@@ -77,10 +77,10 @@ def test_sync_client_parent_child_across_the_hop(rec: Recorder, server: str) -> 
     root = rec.new("client")
     port = httpx.URL(server).port
     assert port is not None
-    with instrument_client(httpx.Client(timeout=10), root.sub("out")) as client:
-        with root.trace.prod("outer") as outer:
-            r = client.get(f"{server}/echo", params={"token": "secret"})
-            assert alamos.current_span() is outer  # the client span is not left current
+    client = instrument_client(httpx.Client(timeout=10), root.sub("out"))
+    with client, root.trace.prod("outer") as outer:
+        r = client.get(f"{server}/echo", params={"token": "secret"})
+        assert alamos.current_span() is outer  # the client span is not left current
     sent = r.json()["headers"]
     check_hop(rec, outer, port)
     span = rec.span(path="client.out")
@@ -127,10 +127,10 @@ def test_incoming_tracestate_is_forwarded(rec: Recorder, server: str) -> None:
     remote = alamos.SpanContext(
         "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", True, "vendor=v1", True
     )
-    with instrument_client(httpx.Client(timeout=10), root.sub("out")) as client:
-        with root.trace.prod("handle", parent=remote):
-            # A stale header set by the caller is replaced, not duplicated.
-            sent = client.get(f"{server}/echo", headers={"traceparent": "stale"}).json()
+    client = instrument_client(httpx.Client(timeout=10), root.sub("out"))
+    with client, root.trace.prod("handle", parent=remote):
+        # A stale header set by the caller is replaced, not duplicated.
+        sent = client.get(f"{server}/echo", headers={"traceparent": "stale"}).json()
     span = rec.span(path="client.out")
     assert sent["headers"]["traceparent"] == f"00-{span.trace_id}-{span.span_id}-01"
     assert sent["headers"]["tracestate"] == "vendor=v1"
@@ -183,6 +183,7 @@ def test_streaming_span_ends_at_close(rec: Recorder, server: str) -> None:
             assert body == b"chunk0;chunk1;chunk2;"
         span = rec.span(path="client.out")
     assert span.attributes["http.status_code"] == 200
+    wait_span(rec, path="server.http")  # the server's span ends after its last byte
     assert rec.unended() == []
 
 
@@ -195,6 +196,7 @@ async def test_async_streaming_span_ends_at_close(rec: Recorder, server: str) ->
             chunks = [c async for c in r.aiter_bytes()]
         assert b"".join(chunks) == b"chunk0;chunk1;chunk2;"
         assert len(rec.spans(path="client.out")) == 1
+    wait_span(rec, path="server.http")
     assert rec.unended() == []
 
 
@@ -241,3 +243,12 @@ async def test_transports_can_be_given_directly(rec: Recorder, server: str) -> N
     async with httpx.AsyncClient(transport=transport, timeout=10) as client:
         await client.get(f"{server}/echo")
     assert len(rec.spans(path="client.out")) == 1
+
+
+def test_callers_header_kept_when_there_is_nothing_to_send(rec: Recorder, server: str) -> None:
+    root = rec.new("client", level="prod")
+    own = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    with instrument_client(httpx.Client(timeout=10), root.sub("out"), level="debug") as client:
+        sent = client.get(f"{server}/echo", headers={"traceparent": own}).json()
+    assert sent["headers"]["traceparent"] == own  # no span of ours to replace it with
+    assert wait_span(rec, path="server.http").parent_id == "00f067aa0ba902b7"

@@ -8,6 +8,7 @@ and flushed), the test reads the database back and checks the exact tree.
 
 from __future__ import annotations
 
+import itertools
 import os
 import select
 import signal
@@ -19,7 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, select as sql_select
+from sqlalchemy import create_engine
+from sqlalchemy import select as sql_select
 
 from alamos.report.query import build_tree, load_trace, recent_traces
 from alamos.report.schema import spans as spans_table
@@ -145,7 +147,7 @@ def test_three_processes_one_trace(pg_url: str, tmp_path: Path, services: list[S
     ]
     chain = [node.span for _, node in roots[0].walk()]
     assert chain[0].parent_id is None
-    for parent, child in zip(chain, chain[1:], strict=False):
+    for parent, child in itertools.pairwise(chain):
         assert child.parent_id == parent.span_id  # across process boundaries too
     assert {s.trace_id for s in spans} == {trace_id}
     assert {s.service for s in spans} == {"a", "b", "c"}
@@ -165,9 +167,7 @@ def test_three_processes_one_trace(pg_url: str, tmp_path: Path, services: list[S
     ]
     for depth, node in roots[0].walk():
         if node.span.name == "work":
-            assert [lg.message for lg in node.logs] == [
-                f"hop {depth // 3} in {node.span.service}"
-            ]
+            assert [lg.message for lg in node.logs] == [f"hop {depth // 3} in {node.span.service}"]
 
     (summary,) = recent_traces(pg_url)
     assert summary.trace_id == trace_id

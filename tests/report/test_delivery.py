@@ -127,6 +127,7 @@ def make_delivery(tmp_path: Path) -> Iterator[Callable[..., Delivery]]:
         kwargs.setdefault("spool_dir", tmp_path / "spool")
         kwargs.setdefault("retry_initial", 0.01)
         kwargs.setdefault("retry_max", 0.1)
+        kwargs.setdefault("stall_timeout", HANG)  # flush spools nothing unless a test wants it
         delivery = Delivery(exporter, **kwargs)  # type: ignore[arg-type]
         made.append(delivery)
         return delivery
@@ -383,14 +384,18 @@ def test_concurrent_submits_from_threads(
         assert not w.is_alive()
     assert delivery.flush(HANG)
     total = threads * per_thread * 2
-    stats = delivery.stats
-    wait_until(lambda: (stats := delivery.stats).exported + stats.replayed == total, "all")
+
+    def delivered() -> int:
+        stats = delivery.stats
+        return stats.exported + stats.replayed
+
+    wait_until(lambda: delivered() == total, "every record exported or replayed")
     assert len(exporter.ids()) == total and delivery.stats.dropped == 0
     assert set(exporter.deliveries().values()) == {1}
 
 
 def test_submit_after_close_goes_to_the_spool(exporter: SqliteExporter, tmp_path: Path) -> None:
-    delivery = Delivery(exporter, spool_dir=tmp_path / "spool")
+    delivery = Delivery(exporter, spool_dir=tmp_path / "spool", stall_timeout=HANG)
     delivery.submit(batch("a"))
     assert delivery.close(HANG)
     delivery.submit(batch("late"))

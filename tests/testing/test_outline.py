@@ -12,9 +12,8 @@ from alamos.testing.outline import canonical_outline
 def handle(root: Experiment) -> None:
     api, cesium = root.sub("api"), root.sub("cesium")
     with api.trace.prod("handle"):
-        with cesium.trace.prod("write"):
-            with cesium.sub("wal").trace.debug("fsync"):
-                pass
+        with cesium.trace.prod("write"), cesium.sub("wal").trace.debug("fsync"):
+            pass
         with cesium.trace.prod("index"):
             pass
 

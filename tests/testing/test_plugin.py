@@ -168,7 +168,9 @@ def test_error_logs_fail_with_the_ini_option(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(ERROR_TESTS)
     result = pytester.runpytest()
     result.assert_outcomes(passed=2, failed=2)
-    result.stdout.fnmatch_lines(["alamos: 1 log(s) at ERROR or above (alamos_fail_on_error_logs = true):"])
+    result.stdout.fnmatch_lines(
+        ["alamos: 1 log(s) at ERROR or above (alamos_fail_on_error_logs = true):"]
+    )
 
 
 def test_error_logs_fail_with_the_marker(pytester: pytest.Pytester) -> None:
@@ -264,6 +266,26 @@ def test_tests_see_nothing_of_each_other(pytester: pytest.Pytester) -> None:
     pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
 
 
+def test_a_leaked_current_span_does_not_reach_the_next_test(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import alamos
+
+        def test_leaks_without_the_fixture():
+            tree = alamos.new("elsewhere", console=False)
+            tree.trace.prod("never-ended").start()
+            assert alamos.current_span() is not None
+
+        def test_next(alamos_experiment, alamos_recorder):
+            assert alamos.current_span() is None
+            with alamos_experiment.trace.prod("fresh"):
+                pass
+            assert alamos_recorder.span(name="fresh").parent_id is None
+        """
+    )
+    pytester.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
 ASYNC_TESTS = """
     import anyio
     import pytest
@@ -275,8 +297,9 @@ ASYNC_TESTS = """
     @pytest.mark.anyio
     async def test_tasks(alamos_recorder, alamos_experiment):
         async def worker(i):
+            await anyio.sleep(0.02 * i)  # trio starts tasks in any order: start them in turn
             with alamos_experiment.sub("worker").trace.prod(f"job{i}"):
-                await anyio.sleep(0.01 * (3 - i))
+                await anyio.sleep(0.02 * (3 - i))  # and end them the other way round
                 alamos_experiment.log.info("job {i} done", i=i)
 
         with alamos_experiment.trace.prod("batch"):

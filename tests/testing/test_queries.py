@@ -17,12 +17,14 @@ def server(alamos_recorder: Recorder) -> Experiment:
     """A small tree with one request: api.handle > cesium.write > wal.fsync."""
     root = alamos_recorder.new("server")
     api, cesium = root.sub("api"), root.sub("cesium")
-    with api.trace.prod("handle", attributes={"route": "/write"}):
-        with cesium.trace.prod("write") as span:
-            span.set("bytes", 1024).set("tags", ["a", "b"]).set("sync", True)
-            cesium.log.info("wrote {n} bytes", n=1024)
-            with cesium.sub("wal").trace.debug("fsync"):
-                cesium.sub("wal").log.debug("fsync took {ms} ms", ms=2)
+    with (
+        api.trace.prod("handle", attributes={"route": "/write"}),
+        cesium.trace.prod("write") as span,
+    ):
+        span.set("bytes", 1024).set("tags", ["a", "b"]).set("sync", True)
+        cesium.log.info("wrote {n} bytes", n=1024)
+        with cesium.sub("wal").trace.debug("fsync"):
+            cesium.sub("wal").log.debug("fsync took {ms} ms", ms=2)
     return root
 
 
@@ -247,7 +249,11 @@ def test_reports(alamos_recorder: Recorder) -> None:
     assert alamos_recorder.reports == []
     root.close()
     [report] = alamos_recorder.reports
-    assert (report.path, report.key, dict(report.report)) == ("server.cesium", "config", {"dir": "/data"})
+    assert (report.path, report.key, dict(report.report)) == (
+        "server.cesium",
+        "config",
+        {"dir": "/data"},
+    )
 
 
 # -- records, clear, trees ------------------------------------------------------------

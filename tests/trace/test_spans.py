@@ -137,7 +137,9 @@ def test_status_values(root: Experiment) -> None:
         assert (span.status, span.error_text) == ("error", "bad thing")
         span.set_status("ok")
         assert span.status == "ok"
-        with pytest.raises(ValueError, match="invalid span status 'fine': use 'unset', 'ok' or 'error'"):
+        with pytest.raises(
+            ValueError, match="invalid span status 'fine': use 'unset', 'ok' or 'error'"
+        ):
             span.set_status("fine")
 
 
@@ -155,9 +157,11 @@ def test_start_and_end_by_hand(rec: Recorder, root: Experiment) -> None:
 
 
 def test_unnamed_factory_in_with_is_an_error(root: Experiment) -> None:
-    with pytest.raises(TypeError, match="a span needs a name: write `with exp.trace.prod"):
-        with root.trace.prod():
-            pass
+    with (
+        pytest.raises(TypeError, match=r"a span needs a name: write `with exp\.trace\.prod"),
+        root.trace.prod(),
+    ):
+        pass
 
 
 # -- errors ----------------------------------------------------------------------------
