@@ -115,11 +115,15 @@ def new(
     dropped_counter: list[Any] = []
 
     def on_drop(count: int, reason: str) -> None:
+        # The collector reports "queue_full" / "closed"; a delivery reports a
+        # free-text reason, which is logged but kept out of the metric label
+        # (label values must have a small, fixed set of values).
+        label = reason if reason in ("queue_full", "closed") else "exporter_and_spool_failed"
         _loguru.bind(alamos=True).warning(
             "alamos dropped {} records ({}): see the README's 'What can be lost'", count, reason
         )
         if dropped_counter:
-            dropped_counter[0].labels(reason).inc(count)
+            dropped_counter[0].labels(label).inc(count)
 
     if background:
         from alamos.report.delivery import Delivery

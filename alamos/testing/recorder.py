@@ -240,6 +240,7 @@ class Recorder:
     def span(self, **filters: Unpack[SpanFilters]) -> SpanRecord:
         """Exactly one span matching ``filters``; otherwise an AssertionError
         that lists every recorded span, so the failure explains itself."""
+        __tracebackhide__ = True
         found = self.spans(**filters)
         if len(found) == 1:
             return found[0]
@@ -285,6 +286,7 @@ class Recorder:
     def log(self, **filters: Unpack[LogFilters]) -> LogRecord:
         """Exactly one log matching ``filters``; otherwise an AssertionError
         that lists every recorded log."""
+        __tracebackhide__ = True
         found = self.logs(**filters)
         if len(found) == 1:
             return found[0]
@@ -295,18 +297,19 @@ class Recorder:
         """The current value of metric ``name`` of experiment ``path`` for
         ``labels`` (a histogram gives its sum), or ``None``.
 
-        The live metric is read first, in the trees this recorder made (the
-        first tree, in creation order, that has it enabled with a value): a
-        test sees an increment at once, without waiting for a metrics export.
-        A metric that is filtered out of an open tree has recorded nothing, so
-        it is skipped.  Then the latest recorded :class:`MetricRecord` with
-        exactly these labels is used (trees made elsewhere, or exported
-        samples).  ``None`` means no such metric or no sample for the labels.
+        The live metric is read first, in the open trees this recorder made
+        (the first, in creation order, that has it enabled with a sample for
+        these labels): a test sees an increment at once, with no export to
+        wait for.  A filtered-out metric has recorded nothing, so it is
+        skipped.  Otherwise the latest recorded :class:`MetricRecord` with
+        exactly these labels answers: that covers closed trees (a tree
+        records its final metric values when it closes) and trees made
+        elsewhere.  ``None`` means no such metric, or no sample for the labels.
         """
         for root in self.trees:
             exp = root.find(path)
             metric = None if exp is None else exp.metrics.get(name)
-            if metric is not None and (metric.enabled or root.closed):
+            if metric is not None and metric.enabled:
                 value = metric.value(**labels)
                 if value is not None:
                     return value
@@ -341,6 +344,7 @@ class Recorder:
         """Assert that the recorded spans (those matching ``filters``, if
         given) form exactly the tree of the indented outline ``expected``.
         On a mismatch the AssertionError shows a unified diff."""
+        __tracebackhide__ = True
         want = canonical_outline(expected)
         problem = outline_diff(want, outline(self.spans(**filters)))
         if problem is not None:
