@@ -29,7 +29,7 @@ import attrs
 
 from alamos.report.exporter import Exporter
 from alamos.report.records import Record
-from alamos.report.spool import Spool
+from alamos.report.spool import ReplayStats, Spool
 
 __all__ = ["Delivery", "DeliveryStats"]
 
@@ -352,40 +352,48 @@ class Delivery:
             self._cond.wait(left)
 
     def _retry(self) -> None:
-        held = self._inflight
+        held, proven = self._inflight, False
         if held is not None and not held.settled:
             try:
                 self.exporter.export(held.records)
             except Exception as exc:
                 self._fail(exc)
                 return
+            proven = True
             with self._cond:
                 self._stats.exported += len(held.records)
                 self._settle_locked(held)
         with self._cond:
             self._inflight = None
-        if self._replay() and not self._stopping:
+        result = self._replay()
+        if result is None or self._stopping:
+            return
+        if not proven and result.batches == 0 and result.files_skipped:
+            # Nothing proved the exporter works, and spool files are busy in
+            # another process: keep spooling, and look again later.
             with self._cond:
-                self._failing = False
-                self._backoff = self._retry_initial
-                failures = self._stats.failures - self._outage_failures
-            log.warning(
-                "alamos: exporter %r recovered after %d failed attempts",
-                self.exporter.name,
-                failures,
-            )
+                self._schedule_retry_locked()
+            return
+        with self._cond:
+            self._failing = False
+            self._backoff = self._retry_initial
+            failures = self._stats.failures - self._outage_failures
+        name = self.exporter.name
+        log.warning("alamos: exporter %r recovered after %d failed tries", name, failures)
+
+    def _schedule_retry_locked(self) -> None:
+        self._backoff = min(self._backoff * 2, self._retry_max)
+        self._retry_at = time.monotonic() + self._backoff * (0.5 + self._random.random() / 2)
 
     def _fail(self, exc: Exception, batch: _Batch | None = None) -> None:
         """An export failed: spool the batch and the hand-off, schedule a retry."""
         with self._cond:
             self._stats.failures += 1
             first = not self._failing
-            if first:
-                self._failing, self._backoff = True, self._retry_initial
+            if first:  # the first retry waits retry_initial (with jitter), then doubling
+                self._failing, self._backoff = True, self._retry_initial / 2
                 self._outage_failures = self._stats.failures - 1
-            else:
-                self._backoff = min(self._backoff * 2, self._retry_max)
-            self._retry_at = time.monotonic() + self._backoff * (0.5 + self._random.random() / 2)
+            self._schedule_retry_locked()
             queued = list(self._queue)
             self._queue.clear()
         if first:
@@ -404,13 +412,13 @@ class Delivery:
                 self._inflight = None if held is None or held.settled else held
             self._queue.extendleft(reversed(keep))
 
-    def _replay(self) -> bool:
-        """Replay the spool through the exporter; False if the exporter failed."""
+    def _replay(self) -> ReplayStats | None:
+        """Replay the spool through the exporter; None if the exporter failed."""
         with self._cond:
             self._spool_dirty = False
         spool = self._spool
         if spool is None:
-            return True
+            return ReplayStats()
 
         def consume(batch: list[Record]) -> None:
             if self._stopping:
@@ -423,23 +431,19 @@ class Delivery:
             result = spool.replay(consume)
         except Exception as exc:  # the spool folder itself is unreadable
             log.warning("alamos: cannot replay spool %s: %s", spool.directory, exc)
-            return True
+            return ReplayStats()
         with self._cond:
             self._stats.torn_lines += result.torn_lines
         if result.torn_lines:
-            log.warning(
-                "alamos: skipped %d unreadable lines in spool %s",
-                result.torn_lines,
-                spool.directory,
-            )
+            torn, where = result.torn_lines, spool.directory
+            log.warning("alamos: skipped %d unreadable lines in spool %s", torn, where)
         if result.error is None:
-            return True
+            return result
         with self._cond:
             self._spool_dirty = True
-        if isinstance(result.error, _Stop):
-            return True
-        self._fail(result.error)
-        return False
+        if not isinstance(result.error, _Stop):
+            self._fail(result.error)
+        return None
 
     # -- fork ---------------------------------------------------------------------
 

@@ -144,9 +144,11 @@ def test_codec_round_trips_every_record_kind() -> None:
     line.decode("ascii")  # pure ASCII: newlines and non-ASCII text are escaped
     back = loads_batch(line)
     assert back == records
-    assert isinstance(back[0].attributes["t"], tuple)
-    assert isinstance(back[0].attributes["t"][2], tuple)
-    assert back[0].level is Level.DEBUG
+    span = back[0]
+    assert isinstance(span, SpanRecord)
+    assert isinstance(span.attributes["t"], tuple) and isinstance(span.attributes["t"][2], tuple)
+    assert isinstance(span.events[1].attributes["xs"], tuple)
+    assert span.level is Level.DEBUG
     assert isinstance(back[4], ReportRecord)
     assert back[4].report["tuple"] == (1, (2, 3)) and back[4].report["list"] == [1, [2]]
 

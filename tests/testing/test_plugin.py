@@ -23,6 +23,29 @@ def test_fixtures_are_there_without_any_import(pytester: pytest.Pytester) -> Non
     pytester.runpytest().assert_outcomes(passed=1)
 
 
+def test_failed_queries_point_at_the_test_line(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_query="""
+        def test_query(alamos_experiment, alamos_recorder):
+            with alamos_experiment.trace.prod("write"):
+                pass
+            alamos_recorder.span(name="read")
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            '>       alamos_recorder.span(name="read")',
+            "E       AssertionError: expected exactly one span matching name='read', found 0. "
+            "Recorded spans (1):",
+            "E         test.write ?prod, unset? trace=*",  # fnmatch: [...] is a class
+            "test_query.py:4: AssertionError",
+        ]
+    )
+    assert "recorder.py" not in result.stdout.str()  # no frames inside alamos
+
+
 def test_unended_span_fails_the_test(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_leak="""

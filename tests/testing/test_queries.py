@@ -224,6 +224,8 @@ def test_metric_filtered_out_is_none(alamos_recorder: Recorder) -> None:
     gauge = root.metrics.gauge("debug_gauge", level="debug")
     gauge.set(5)
     assert alamos_recorder.metric("server", "debug_gauge") is None
+    root.close()  # closing records only what was enabled
+    assert alamos_recorder.metric("server", "debug_gauge") is None
 
 
 def test_metric_after_close_and_from_records(alamos_recorder: Recorder) -> None:
