@@ -41,7 +41,7 @@ SUITES: list[tuple[str, tuple[str, ...]]] = [
             "span_3_attributes_kwarg",
             "recorded_span_e2e",
             "otel_span",
-            "otel_span_default_bsp",
+            "otel_span_quiet",
             "filtered_log",
             "stdlib_filtered_debug",
             "loguru_filtered_debug",

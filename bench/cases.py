@@ -13,7 +13,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from bench.context import BenchContext, collector_of, quiet_root
+from bench.context import BenchContext, collector_of, live_root, quiet_root
 from bench.core import Case, ns_per_op, timed_loop
 from bench.peers import isolated_loguru, otel_tracer, prometheus_counter, stdlib_logger
 
@@ -95,8 +95,9 @@ def _alamos_case(
     extra_env: dict[str, Any] | None = None,
     note: str = "",
 ) -> Case:
-    """A micro case on its own quiet root (``root``, ``exp = root.sub("api")``)."""
-    root = quiet_root(ctx, name.replace("_", "-"), level=level)
+    """A micro case on its own root (``exp = root.sub("api")``) whose worker
+    drains the queue while the loop runs (see :func:`bench.context.live_root`)."""
+    root = live_root(ctx, name.replace("_", "-"), level=level)
     exp = root.sub("api")
     holder: list[Case] = []
     env = {"exp": exp, **(extra_env or {})}
@@ -110,7 +111,7 @@ def _alamos_case(
         env=env,
         after=_flusher(root, holder),
         note=note,
-        # The quiet queue holds every span of a repeat until the flush.
+        # A worker slower than a tight loop leaves spans queued until the flush.
         max_number=1_000_000,
     )
     holder.append(case)
@@ -219,7 +220,7 @@ def micro_cases(ctx: BenchContext) -> list[Case]:
     )
     add(_e2e_case(ctx))
     try:
-        tracer, flush, _ = otel_tracer(quiet=True)
+        tracer, flush, _ = otel_tracer(quiet=False)
         add(
             micro(
                 ctx,
@@ -229,30 +230,31 @@ def micro_cases(ctx: BenchContext) -> list[Case]:
                 'with tracer.start_as_current_span("x"):\n    pass',
                 env={"tracer": tracer},
                 after=flush,
-                note="BatchSpanProcessor sized like alamos' quiet roots: its worker "
-                "exports (to a discarding exporter) between repeats.",
+                note="The SDK's own TracerProvider and BatchSpanProcessor with its defaults "
+                "(2048-span queue, batches of 512), exporting to a discarding exporter while "
+                "the loop runs, as alamos' worker does.",
                 max_number=200_000,
             )
         )
-        tracer_d, flush_d, _ = otel_tracer(quiet=False)
+        tracer_q, flush_q, _ = otel_tracer(quiet=True)
         add(
             micro(
                 ctx,
-                "otel_span_default_bsp",
-                "OpenTelemetry span, BatchSpanProcessor defaults (worker live)",
+                "otel_span_quiet",
+                "OpenTelemetry span, worker idle during the loop",
                 "span",
                 'with tracer.start_as_current_span("x"):\n    pass',
-                env={"tracer": tracer_d},
-                after=flush_d,
-                note="SDK defaults: 2048-span queue, the worker exports batches of 512 "
-                "while the loop runs (spans beyond the queue are dropped by the SDK).",
+                env={"tracer": tracer_q},
+                after=flush_q,
+                note="BatchSpanProcessor sized so that its worker sleeps through the loop "
+                "and exports between repeats (every span of a repeat held in its queue).",
                 max_number=200_000,
             )
         )
     except ImportError as exc:
         why = f"opentelemetry-sdk is not installed ({exc}): pip install '.[bench]'"
         add(_unavailable("otel_span", "OpenTelemetry span", "span", why))
-        add(_unavailable("otel_span_default_bsp", "OpenTelemetry span (defaults)", "span", why))
+        add(_unavailable("otel_span_quiet", "OpenTelemetry span (worker idle)", "span", why))
 
     # -- logs -----------------------------------------------------------------------
     add(

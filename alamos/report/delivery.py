@@ -15,6 +15,7 @@ than once (export is idempotent by record id).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
@@ -206,17 +207,21 @@ class Delivery:
         """Spool, from the calling thread, what the exporter has not finished."""
         if self._spool is None:
             return
-        with self._cond:
-            queued = [b for b in self._queue if b.seq <= target]
-            for b in queued:
-                self._queue.remove(b)
-            current = self._inflight
-        keep = [b for b in queued if not self._spool_batch(b)]
-        if current is not None and current.seq <= target and not current.settled:
+        current = self._inflight
+        if current is not None and current.seq <= target:
             self._spool_batch(current)  # the thread may still export it too: fine
-        if keep:
-            with self._cond:
-                self._queue.extendleft(reversed(keep))
+        self._spool_queued(target)
+
+    def _spool_queued(self, upto: int | None = None) -> None:
+        """Move waiting batches to the spool, stopping at the first failure.
+        A batch leaves the hand-off only once spooled, so it stays bounded."""
+        with self._cond:
+            queued = [b for b in self._queue if upto is None or b.seq <= upto]
+        for b in queued:
+            if not self._spool_batch(b):
+                return
+            with self._cond, contextlib.suppress(ValueError):
+                self._queue.remove(b)
 
     def close(self, timeout: float | None = 10.0) -> bool:
         """Flush, stop the thread, close the exporter and the spool.  Idempotent.
@@ -323,6 +328,8 @@ class Delivery:
                     return False
                 failing, batch = True, None
             else:
+                while self._queue and self._queue[0].settled:  # spooled by a flush
+                    self._queue.popleft()
                 failing, batch = False, self._queue.popleft() if self._queue else None
                 self._inflight = batch
         if failing:
@@ -394,8 +401,6 @@ class Delivery:
                 self._failing, self._backoff = True, self._retry_initial / 2
                 self._outage_failures = self._stats.failures - 1
             self._schedule_retry_locked()
-            queued = list(self._queue)
-            self._queue.clear()
         if first:
             where = self._spool.directory if self._spool is not None else "memory"
             log.warning(
@@ -405,12 +410,11 @@ class Delivery:
                 exc,
                 where,
             )
-        held = batch if batch is not None and not self._spool_batch(batch) else None
-        keep = [b for b in queued if not self._spool_batch(b)]
-        with self._cond:
-            if batch is not None:
-                self._inflight = None if held is None or held.settled else held
-            self._queue.extendleft(reversed(keep))
+        if batch is not None:
+            spooled = self._spool_batch(batch)
+            with self._cond:
+                self._inflight = None if spooled or batch.settled else batch  # else: held
+        self._spool_queued()
 
     def _replay(self) -> ReplayStats | None:
         """Replay the spool through the exporter; None if the exporter failed."""
