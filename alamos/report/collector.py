@@ -159,6 +159,7 @@ class Collector:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
+        self._closing = False
         self._dropped = itertools.count()
         self._dropped_seen = 0
         self._flush_req = 0
@@ -206,10 +207,11 @@ class Collector:
             try:
                 self._drain()
                 now = monotonic()
-                if req > self._flush_done or now >= next_metrics:
+                snapshots = not self._closing  # close() brings the last ones itself
+                if snapshots and (req > self._flush_done or now >= next_metrics):
                     self._submit(metric_records_of(self._root()))
                     next_metrics = now + self.metrics_interval
-                if now >= next_report:
+                if snapshots and now >= next_report:
                     self._submit(report_records_of(self._root()))
                     next_report = now + self.report_interval
                 self._drain()
@@ -298,6 +300,7 @@ class Collector:
         """Submit ``final`` records, flush, stop the worker and close deliveries."""
         deadline = None if timeout is None else monotonic() + timeout
         self._limit = 0  # items arriving from now on are dropped (counted)
+        self._closing = True  # ``final`` holds the last snapshots: take no more
         for record in final:
             self._q.append(record)
         ok = self.flush(timeout)
