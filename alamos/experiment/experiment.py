@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from alamos.experiment.root import RootState
+    from alamos.report.stats import PipelineStats
 
 __all__ = ["Experiment"]
 
@@ -224,6 +225,14 @@ class Experiment:
         if collector is None:
             return True
         return collector.flush(timeout)
+
+    def stats(self) -> PipelineStats:
+        """Counters of the tree's export pipeline in this process: queued,
+        exported, spooled, replayed, dropped, torn spool lines skipped (see
+        :class:`alamos.report.stats.PipelineStats`).  Readable after close."""
+        from alamos.report.stats import pipeline_stats
+
+        return pipeline_stats(self._root_state.collector)
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Flush, stop the background worker and close the exporters.  Closing

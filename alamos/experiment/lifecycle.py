@@ -129,8 +129,18 @@ def new(
         from alamos.report.delivery import Delivery
 
         spool_base = Path(spool_dir) if spool_dir is not None else default_spool_dir()
+        # The hand-off to each delivery holds at most about max_queue records
+        # (and never more than 64 batches): past that, batches go to the spool,
+        # so memory stays bounded by max_queue even with a stalled exporter.
+        pending = max(1, min(64, -(-max_queue // max(1, batch_size))))
         deliveries = [
-            Delivery(e, spool_dir=spool_base / key / e.name, on_drop=on_drop) for e in background
+            Delivery(
+                e,
+                spool_dir=spool_base / key / e.name,
+                on_drop=on_drop,
+                max_pending_batches=pending,
+            )
+            for e in background
         ]
         state.collector = Collector(
             state,

@@ -48,7 +48,7 @@ def _dict(m: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _tuplify(v: list[Any]) -> tuple[Any, ...]:
-    return tuple(_tuplify(x) if type(x) is list else x for x in v)
+    return tuple([_tuplify(x) if type(x) is list else x for x in v])
 
 
 def _dec_attrs(d: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def _dec_span(d: dict[str, Any]) -> SpanRecord:
         status=d["status"],
         error_text=d["error_text"],
         attributes=_dec_attrs(d["attributes"]),
-        events=tuple(EventRecord(e[0], e[1], _dec_attrs(e[2])) for e in d["events"]),
+        events=tuple([EventRecord(e[0], e[1], _dec_attrs(e[2])) for e in d["events"]]),
         service=d["service"],
         node=d["node"],
         session_id=d.get("session_id"),

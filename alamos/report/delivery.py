@@ -39,18 +39,16 @@ log = logging.getLogger("alamos.report")
 
 @attrs.define
 class DeliveryStats:
-    """Counts of records (``failures``: failed ``export`` calls)."""
+    """Record counts: ``exported`` straight from the hand-off, ``spooled`` to
+    disk, ``replayed`` from the spool, ``dropped`` (neither exported nor
+    spooled, see ``on_drop``); ``torn_lines``: unreadable spool lines skipped;
+    ``failures``: failed ``export`` calls."""
 
     exported: int = 0
-    """Exported straight from the hand-off."""
     spooled: int = 0
-    """Written to the spool."""
     replayed: int = 0
-    """Exported from the spool."""
     dropped: int = 0
-    """Lost: neither exported nor spooled (see ``on_drop``)."""
     torn_lines: int = 0
-    """Unreadable spool lines skipped during replay."""
     failures: int = 0
 
 
@@ -108,17 +106,12 @@ class Delivery:
         self._queue: deque[_Batch] = deque()
         self._unsettled: dict[int, _Batch] = {}
         self._inflight: _Batch | None = None  # exporting, or held for retry
-        self._seq = 0
-        self._failing = False
-        self._backoff = self._retry_initial
-        self._retry_at = 0.0
+        self._seq = self._flushed_upto = self._outage_failures = 0
+        self._failing = self._spool_failing = self._stopping = False
         self._spool_dirty = True  # replay once at start
-        self._spool_failing = False
         self._spool_error = "spool failing"
-        self._outage_failures = 0
-        self._stopping = False
-        self._drop_seqs: list[int] = []
-        self._flushed_upto = 0
+        self._backoff, self._retry_at = self._retry_initial, 0.0
+        self._drop_seqs: list[int] = []  # dropped since the last flush
         self._stats = DeliveryStats()
 
     @property
@@ -240,9 +233,9 @@ class Delivery:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         with self._cond:
             leftover = list(self._unsettled.values())
-        for batch in leftover:
-            if not self._spool_batch(batch):
-                self._drop(batch, f"closed before delivery and {self._spool_problem()}")
+        lost = [b for b in leftover if not self._spool_batch(b)]
+        for batch in lost:
+            self._drop(batch, f"closed before delivery and {self._spool_problem()}")
         if thread is not None and thread.is_alive():
             log.warning("alamos: exporter %r still busy at close; not closed", self.exporter.name)
         else:
@@ -252,7 +245,7 @@ class Delivery:
                 log.exception("alamos: closing exporter %r failed", self.exporter.name)
         if self._spool is not None:
             self._spool.close()
-        return ok and not leftover
+        return ok and not lost
 
     # -- settling ---------------------------------------------------------------
 
@@ -297,9 +290,8 @@ class Delivery:
             self._stats.dropped += count
             self._drop_seqs.append(batch.seq)
             self._settle_locked(batch)
-        log.warning(
-            "alamos: dropped %d records for exporter %r: %s", count, self.exporter.name, reason
-        )
+        name = self.exporter.name
+        log.warning("alamos: dropped %d records for exporter %r: %s", count, name, reason)
         if self._on_drop is not None:
             try:
                 self._on_drop(count, reason)
@@ -323,7 +315,8 @@ class Delivery:
             if self._stopping:
                 return False
             if self._failing:
-                self._wait_retry_locked()
+                while not self._stopping and (left := self._retry_at - time.monotonic()) > 0:
+                    self._cond.wait(left)
                 if self._stopping:
                     return False
                 failing, batch = True, None
@@ -350,13 +343,6 @@ class Delivery:
             self._stats.exported += len(batch.records)
             self._inflight = None
             self._settle_locked(batch)
-
-    def _wait_retry_locked(self) -> None:
-        while not self._stopping:
-            left = self._retry_at - time.monotonic()
-            if left <= 0:
-                return
-            self._cond.wait(left)
 
     def _retry(self) -> None:
         held, proven = self._inflight, False
@@ -402,14 +388,9 @@ class Delivery:
                 self._outage_failures = self._stats.failures - 1
             self._schedule_retry_locked()
         if first:
+            name, err = self.exporter.name, f"{type(exc).__name__}: {exc}"
             where = self._spool.directory if self._spool is not None else "memory"
-            log.warning(
-                "alamos: exporter %r failing (%s: %s); keeping records in %s and retrying",
-                self.exporter.name,
-                type(exc).__name__,
-                exc,
-                where,
-            )
+            log.warning("alamos: exporter %r failing (%s); keeping records in %s", name, err, where)
         if batch is not None:
             spooled = self._spool_batch(batch)
             with self._cond:
@@ -449,19 +430,15 @@ class Delivery:
             self._fail(result.error)
         return None
 
-    # -- fork ---------------------------------------------------------------------
-
-    def _after_fork_in_child(self) -> None:
-        # The parent delivers what it had; the child starts afresh, lazily.
-        self._reset()
-
 
 _LIVE: weakref.WeakSet[Delivery] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    # The parent delivers what it had; a child starts afresh (thread, hand-off,
+    # stats), lazily on its first submit.  Its Spool resets itself likewise.
     for delivery in list(_LIVE):
-        delivery._after_fork_in_child()
+        delivery._reset()
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)

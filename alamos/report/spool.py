@@ -301,11 +301,11 @@ class Spool:
     def _replay_file(
         self, path: Path, consume: Callable[[list[Record]], None], result: ReplayStats
     ) -> None:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-        except OSError:
-            return  # gone (replayed by another process) or unreadable
-        with self._lock:
+        with self._lock:  # held across open + add: a fork cannot fall in between
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except OSError:
+                return  # gone (replayed by another process) or unreadable
             self._replay_fds.add(fd)
         try:
             try:
@@ -377,24 +377,10 @@ class Spool:
     def pending(self) -> int:
         """Bytes of spooled batches not yet replayed, in all files of the folder."""
         total = 0
-        try:
-            entries = list(os.scandir(self.directory))
-        except (FileNotFoundError, NotADirectoryError):
-            return 0
-        for entry in entries:
-            if not (entry.name.startswith(_PREFIX) and entry.name.endswith(_SUFFIX)):
-                continue
-            try:
-                fd = os.open(entry.path, os.O_RDONLY | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                size = os.fstat(fd).st_size
-                total += max(0, size - _data_start(os.pread(fd, _HEADER_LEN, 0)))
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+        for path in self._spool_files():
+            with contextlib.suppress(OSError), path.open("rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                total += max(0, size - _data_start(f.read(_HEADER_LEN)))
         return total
 
     # -- fork -----------------------------------------------------------------
@@ -413,11 +399,31 @@ class Spool:
 
 
 _LIVE: weakref.WeakSet[Spool] = weakref.WeakSet()
+_HELD: list[Spool] = []
+
+
+def _before_fork() -> None:
+    # Hold every spool's lock over the fork, so that no file is half opened
+    # (open, but not yet known to the child's clean-up) at the moment of fork.
+    _HELD[:] = list(_LIVE)
+    for spool in _HELD:
+        spool._lock.acquire()
+
+
+def _after_fork_in_parent() -> None:
+    for spool in _HELD:
+        spool._lock.release()
+    _HELD.clear()
 
 
 def _after_fork_in_child() -> None:
-    for spool in list(_LIVE):
+    for spool in _HELD:
         spool._after_fork_in_child()
+    _HELD.clear()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)

@@ -1,0 +1,5 @@
+"""``python -m alamos.cli``: the same as the ``alamos`` command."""
+
+from alamos.cli import main
+
+main()
