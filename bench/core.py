@@ -365,12 +365,11 @@ def evaluate(targets: Iterable[Target], cases: dict[str, Case]) -> list[TargetRe
         if t.kind != "report" and t.limit is not None and math.isfinite(ratio):
             ok = ratio <= t.limit if t.kind == "max" else ratio >= t.limit
             res.verdict = "PASS" if ok else "FAIL"
+            off = abs(ratio / t.limit - 1) * 100
+            pct = f"{off:.1f}%" if off < 10 else f"{off:.0f}%"
             if not ok:
-                if t.kind == "max":
-                    res.margin = f"{(ratio / t.limit - 1) * 100:.0f}% over the limit"
-                else:
-                    res.margin = f"{(1 - ratio / t.limit) * 100:.0f}% under the limit"
+                res.margin = f"{pct} {'over' if t.kind == 'max' else 'under'} the limit"
             else:
-                res.margin = f"{abs(ratio / t.limit - 1) * 100:.0f}% headroom"
+                res.margin = f"{pct} headroom"
         out.append(res)
     return out

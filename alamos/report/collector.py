@@ -198,8 +198,9 @@ class Collector:
         next_metrics = now + self.metrics_interval
         next_report = now + self.report_interval
         while True:
-            timeout = max(0.0, min(self.flush_interval, next_metrics - monotonic()))
-            self._wake.wait(timeout)
+            if len(self._q) < self.batch_size:  # else a full batch is waiting: go on
+                timeout = max(0.0, min(self.flush_interval, next_metrics - monotonic()))
+                self._wake.wait(timeout)
             self._wake.clear()
             with self._cond:
                 req = self._flush_req
@@ -227,23 +228,18 @@ class Collector:
                 return
 
     def _drain(self) -> None:
+        """Export what is queued now, not what arrives meanwhile: producers
+        faster than the worker must not keep a flush waiting forever."""
         q = self._q
         pop = q.popleft
         state = self._state
         service, node = state.service, state.node
-        batch: list[Record] = []
         size = self.batch_size
-        while True:
-            try:
-                item = pop()
-            except IndexError:
-                break
-            batch.append(to_record(item, service, node))
-            if len(batch) >= size:
-                self._submit(batch)
-                batch = []
-        if batch:
-            self._submit(batch)
+        left = len(q)
+        while left > 0:
+            n = size if left > size else left
+            left -= n
+            self._submit([to_record(pop(), service, node) for _ in range(n)])
 
     def _submit(self, records: list[Record]) -> None:
         if not records:

@@ -172,7 +172,8 @@ def test_retry_with_backoff_then_recovery_in_memory(
     batches = [batch(f"b{i}") for i in range(3)]
     for b in batches:
         delivery.submit(b)
-    wait_until(lambda: delivery.stats.failures >= 4, "several retries")
+    wait_until(lambda: delivery.stats.failures >= 6, "several retries")
+    assert delivery._backoff == pytest.approx(0.1)  # 0.01 doubling, capped at retry_max
     assert exporter.ids() == []
     exporter.down = False
     assert delivery.flush(HANG)
@@ -180,7 +181,7 @@ def test_retry_with_backoff_then_recovery_in_memory(
     assert set(exporter.deliveries().values()) == {1}  # each record exported exactly once
     stats = delivery.stats
     assert stats.exported == 9 and stats.dropped == 0 and stats.spooled == 0
-    assert outage_logs(caplog) == (1, 1)
+    wait_until(lambda: outage_logs(caplog) == (1, 1), "one failing and one recovered line")
 
 
 def test_outage_spools_then_replays_exactly_once(
@@ -270,10 +271,12 @@ def test_replay_after_a_sigkilled_writer(exporter: SqliteExporter, tmp_path: Pat
         text=True,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
     )
-    assert child.stdout is not None
-    acked = [int(child.stdout.readline()) for _ in range(25)]
-    child.send_signal(signal.SIGKILL)
-    out, _ = child.communicate(timeout=HANG)
+    try:
+        assert child.stdout is not None
+        acked = [int(child.stdout.readline()) for _ in range(25)]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        out, _ = child.communicate(timeout=HANG)
     acked += [int(x) for x in out.split()]
 
     delivery = Delivery(exporter, spool_dir=tmp_path / "spool")

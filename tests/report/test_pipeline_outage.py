@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -60,6 +61,7 @@ class Producers:
                         pass
                     exp.log.info("request {i}", i=i)
                 next(self.done)
+                time.sleep(0.001)  # a steady load, not a flood: nothing may be dropped
         except BaseException as exc:
             self.errors.append(exc)
 
@@ -114,7 +116,8 @@ def test_outage_spools_then_replays_exactly_once(
     backend: tuple[str, Callable[[], AbstractContextManager[None]]], tmp_path: Path
 ) -> None:
     url, outage = backend
-    root = new_root("outage", url, tmp_path / "spool")
+    # A queue far larger than the test needs: a drop would be a failure here.
+    root = new_root("outage", url, tmp_path / "spool", max_queue=1_000_000)
     api = root.sub("api")
     with Producers(api) as producers:
         producers.wait_for(300)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -307,15 +308,27 @@ def test_append_raises_oserror_when_the_disk_fails(tmp_path: Path) -> None:
     assert spool.replay(lambda batch: None).batches == 0 and spool.pending() == 0
 
 
-def run_child(code: str, *args: str) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args],
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
-    )
+@pytest.fixture
+def run_child() -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start ``python -c code args...`` with alamos importable; killed at teardown."""
+    children: list[subprocess.Popen[str]] = []
+
+    def run(code: str, *args: str) -> subprocess.Popen[str]:
+        child = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(code), *args],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            cwd=ROOT,
+        )
+        children.append(child)
+        return child
+
+    yield run
+    for child in children:
+        if child.poll() is None:
+            child.kill()
+        child.communicate(timeout=HANG)
 
 
 CHILD_PRELUDE = """
@@ -332,7 +345,9 @@ CHILD_PRELUDE = """
 """
 
 
-def test_sigkill_while_appending_loses_no_acknowledged_batch(tmp_path: Path) -> None:
+def test_sigkill_while_appending_loses_no_acknowledged_batch(
+    tmp_path: Path, run_child: Callable[..., subprocess.Popen[str]]
+) -> None:
     child = run_child(
         CHILD_PRELUDE
         + """
@@ -361,7 +376,9 @@ def test_sigkill_while_appending_loses_no_acknowledged_batch(tmp_path: Path) -> 
     assert spool_files(tmp_path) == []
 
 
-def test_sigkill_mid_write_leaves_one_torn_line(tmp_path: Path) -> None:
+def test_sigkill_mid_write_leaves_one_torn_line(
+    tmp_path: Path, run_child: Callable[..., subprocess.Popen[str]]
+) -> None:
     child = run_child(
         CHILD_PRELUDE
         + """
@@ -385,7 +402,9 @@ def test_sigkill_mid_write_leaves_one_torn_line(tmp_path: Path) -> None:
     assert torn == 1 and spool.stats.torn_lines == 1
 
 
-def test_sigkill_mid_replay_redelivers_but_never_loses(tmp_path: Path) -> None:
+def test_sigkill_mid_replay_redelivers_but_never_loses(
+    tmp_path: Path, run_child: Callable[..., subprocess.Popen[str]]
+) -> None:
     writer = Spool(tmp_path)
     for i in range(10):
         writer.append(logs(f"b{i}", 1))
