@@ -14,6 +14,11 @@ LEVEL_ERROR = (
 )
 
 
+@pytest.fixture
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
+
+
 def names(rec: Recorder) -> set[tuple[str, str]]:
     return {(s.path, s.name) for s in rec.spans()}
 
@@ -56,8 +61,7 @@ def test_parse_level_errors(value: object) -> None:
     assert str(info.value).startswith(f"invalid level {value!r}")
 
 
-def test_strings_accepted_everywhere_a_level_is() -> None:
-    rec = Recorder()
+def test_strings_accepted_everywhere_a_level_is(rec: Recorder) -> None:
     root = rec.new("server", level="debug")
     assert root.enabled("debug") and root.enabled(Level.DEBUG) and not root.enabled("bench")
     assert root.trace.enabled("prod") and not root.trace.enabled("BENCH")
@@ -85,35 +89,28 @@ def test_strings_accepted_everywhere_a_level_is() -> None:
         ("prod", {"prod"}),
     ],
 )
-def test_threshold(level: str, expected: set[str]) -> None:
-    rec = Recorder()
+def test_threshold(rec: Recorder, level: str, expected: set[str]) -> None:
     root = rec.new("server", level=level)
     emit_all(root)
     assert {s.name for s in rec.spans()} == expected
-    root.close()
 
 
-def test_default_threshold_is_prod(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_threshold_is_prod(rec: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ALAMOS_LEVEL", raising=False)
-    rec = Recorder()
     root = rec.new("server", level=None)
     emit_all(root)
     assert {s.name for s in rec.spans()} == {"prod"}
-    root.close()
 
 
-def test_alamos_level_overrides_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_alamos_level_overrides_the_default(rec: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALAMOS_LEVEL", "debug")
-    rec = Recorder()
     root = rec.new("server", level=None)
     emit_all(root)
     assert {s.name for s in rec.spans()} == {"debug", "prod"}
-    root.close()
 
 
-def test_alamos_level_takes_a_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_alamos_level_takes_a_spec(rec: Recorder, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALAMOS_LEVEL", "prod,server.cesium=bench")
-    rec = Recorder()
     root = rec.new("server", level=None)
     emit_all(root)
     emit_all(root.sub("cesium"))
@@ -123,16 +120,15 @@ def test_alamos_level_takes_a_spec(monkeypatch: pytest.MonkeyPatch) -> None:
         ("server.cesium", "debug"),
         ("server.cesium", "prod"),
     }
-    root.close()
 
 
-def test_explicit_level_wins_over_alamos_level(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explicit_level_wins_over_alamos_level(
+    rec: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("ALAMOS_LEVEL", "bench")
-    rec = Recorder()
     root = rec.new("server", level="prod")
     emit_all(root)
     assert {s.name for s in rec.spans()} == {"prod"}
-    root.close()
 
 
 @pytest.mark.parametrize("value", ["", "   "])
@@ -151,8 +147,7 @@ def test_bad_alamos_level_names_the_variable(monkeypatch: pytest.MonkeyPatch) ->
 # -- filter specs ---------------------------------------------------------------------
 
 
-def test_spec_per_subtree() -> None:
-    rec = Recorder()
+def test_spec_per_subtree(rec: Recorder) -> None:
     root = rec.new("server", level="prod,server.cesium=debug")
     cesium = root.sub("cesium")
     wal = cesium.sub("wal")
@@ -167,7 +162,6 @@ def test_spec_per_subtree() -> None:
         ("server.cesium.wal", "prod"),
         ("server.api", "prod"),
     }
-    root.close()
 
 
 def test_longest_matching_prefix_wins() -> None:
@@ -223,26 +217,23 @@ def test_bad_filter_types(spec: object) -> None:
     assert "or a callable (level, path) -> bool" in str(info.value)
 
 
-def test_level_objects_and_filters_are_accepted() -> None:
-    rec = Recorder()
+def test_level_objects_and_filters_are_accepted(rec: Recorder) -> None:
     root = rec.new("server", level=Level.DEBUG)
     assert root.enabled("debug") and not root.enabled("bench")
     root.set_level(Filter("bench"))
     assert root.enabled("bench")
-    root.close()
 
 
 # -- callable filters -------------------------------------------------------------------
 
 
-def test_callable_filter_gets_level_and_path() -> None:
+def test_callable_filter_gets_level_and_path(rec: Recorder) -> None:
     calls: list[tuple[Level, str]] = []
 
     def only_wal(level: Level, path: str) -> bool:
         calls.append((level, path))
         return path.endswith("wal") or level >= Level.PROD
 
-    rec = Recorder()
     root = rec.new("server", level=only_wal)
     wal = root.sub("cesium").sub("wal")
     emit_all(root)
@@ -255,10 +246,9 @@ def test_callable_filter_gets_level_and_path() -> None:
     }
     assert (Level.BENCH, "server.cesium.wal") in calls
     assert all(isinstance(lvl, Level) for lvl, _ in calls)
-    root.close()
 
 
-def test_callable_filter_is_not_called_per_record() -> None:
+def test_callable_filter_is_not_called_per_record(rec: Recorder) -> None:
     count = 0
 
     def flt(level: Level, path: str) -> bool:
@@ -266,32 +256,27 @@ def test_callable_filter_is_not_called_per_record() -> None:
         count += 1
         return True
 
-    rec = Recorder()
     root = rec.new("server", level=flt)
     before = count
     for _ in range(100):
         with root.trace.prod("x"):
             pass
     assert count == before
-    root.close()
 
 
-def test_raising_callable_filter_fails_open_for_prod_only() -> None:
+def test_raising_callable_filter_fails_open_for_prod_only(rec: Recorder) -> None:
     def broken(level: Level, path: str) -> bool:
         raise RuntimeError("broken filter")
 
-    rec = Recorder()
     root = rec.new("server", level=broken)
     emit_all(root)
     assert {s.name for s in rec.spans()} == {"prod"}
-    root.close()
 
 
 # -- set_level at run time --------------------------------------------------------------
 
 
-def test_set_level_at_run_time() -> None:
-    rec = Recorder()
+def test_set_level_at_run_time(rec: Recorder) -> None:
     root = rec.new("server", level="prod")
     cesium = root.sub("cesium")
     emit_all(cesium)
@@ -312,26 +297,21 @@ def test_set_level_at_run_time() -> None:
     cesium.set_level(lambda level, path: level >= Level.DEBUG)  # any node sets the tree's
     emit_all(root)
     assert {s.name for s in rec.spans()} == {"debug", "prod"}
-    root.close()
 
 
-def test_set_level_applies_to_children_created_later() -> None:
-    rec = Recorder()
+def test_set_level_applies_to_children_created_later(rec: Recorder) -> None:
     root = rec.new("server", level="prod")
     root.set_level("prod,server.late=debug")
     late = root.sub("late")
     assert late.enabled("debug")
     assert not root.enabled("debug")
-    root.close()
 
 
-def test_set_level_rejects_bad_specs_and_keeps_the_old_filter() -> None:
-    rec = Recorder()
+def test_set_level_rejects_bad_specs_and_keeps_the_old_filter(rec: Recorder) -> None:
     root = rec.new("server", level="debug")
     with pytest.raises(ValueError, match="invalid level filter 'loud'"):
         root.set_level("loud")
     assert root.enabled("debug")
-    root.close()
 
 
 # -- log levels follow the threshold ------------------------------------------------------
@@ -345,19 +325,16 @@ def test_set_level_rejects_bad_specs_and_keeps_the_old_filter() -> None:
         ("bench", ["TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"]),
     ],
 )
-def test_log_levels_follow_the_threshold(level: str, shown: list[str]) -> None:
-    rec = Recorder()
+def test_log_levels_follow_the_threshold(rec: Recorder, level: str, shown: list[str]) -> None:
     root = rec.new("server", level=level)
     for method in ("trace", "debug", "info", "success", "warning", "error", "critical"):
         getattr(root.log, method)(method)
     assert [r.level for r in rec.logs()] == shown
     for name in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL"):
         assert root.log.enabled(name) is (name in shown)
-    root.close()
 
 
-def test_log_levels_follow_set_level() -> None:
-    rec = Recorder()
+def test_log_levels_follow_set_level(rec: Recorder) -> None:
     root = rec.new("server", level="prod")
     root.log.debug("hidden")
     root.set_level("debug")
@@ -365,4 +342,3 @@ def test_log_levels_follow_set_level() -> None:
     root.set_level("prod")
     root.log.debug("hidden again")
     assert [r.message for r in rec.logs()] == ["shown"]
-    root.close()

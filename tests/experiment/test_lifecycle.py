@@ -46,11 +46,15 @@ class ListExporter:
         return [r for r in self.records if isinstance(r, SpanRecord)]
 
 
+@pytest.fixture
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
+
+
 # -- close ----------------------------------------------------------------------------
 
 
-def test_close_twice_is_harmless() -> None:
-    rec = Recorder()
+def test_close_twice_is_harmless(rec: Recorder) -> None:
     root = rec.new("server")
     root.metrics.counter("writes").inc()
     assert not root.closed
@@ -62,8 +66,7 @@ def test_close_twice_is_harmless() -> None:
     assert len(rec.records) == n  # not even the experiment made after close
 
 
-def test_close_exports_final_metrics_and_reports() -> None:
-    rec = Recorder()
+def test_close_exports_final_metrics_and_reports(rec: Recorder) -> None:
     root = rec.new("server")
     root.sub("cesium").metrics.counter("writes").inc(3)
     root.sub("cesium").attach("config", lambda: {"size": 7})
@@ -79,8 +82,7 @@ def test_close_exports_final_metrics_and_reports() -> None:
     )
 
 
-def test_everything_is_a_no_op_after_close() -> None:
-    rec = Recorder()
+def test_everything_is_a_no_op_after_close(rec: Recorder) -> None:
     root = rec.new("server")
     cesium = root.sub("cesium")
     root.close()
@@ -93,8 +95,7 @@ def test_everything_is_a_no_op_after_close() -> None:
     assert rec.spans() == [] and rec.logs() == []
 
 
-def test_closing_any_experiment_closes_the_tree() -> None:
-    rec = Recorder()
+def test_closing_any_experiment_closes_the_tree(rec: Recorder) -> None:
     root = rec.new("server")
     root.metrics.counter("n").inc()
     root.sub("cesium").sub("wal").close()
@@ -102,8 +103,7 @@ def test_closing_any_experiment_closes_the_tree() -> None:
     assert [m.path for m in rec.metrics] == ["server"]  # the whole tree's final metrics
 
 
-def test_with_closes() -> None:
-    rec = Recorder()
+def test_with_closes(rec: Recorder) -> None:
     with rec.new("server") as root:
         assert isinstance(root, Experiment) and not root.closed
         root.metrics.counter("n").inc()
@@ -111,16 +111,14 @@ def test_with_closes() -> None:
     assert [m.value for m in rec.metrics if m.name == "n"] == [1.0]
 
 
-def test_with_closes_on_exception() -> None:
-    rec = Recorder()
+def test_with_closes_on_exception(rec: Recorder) -> None:
     with pytest.raises(KeyError), rec.new("server") as root:
         raise KeyError("x")
     assert root.closed
 
 
 @pytest.mark.anyio
-async def test_async_with_closes() -> None:
-    rec = Recorder()
+async def test_async_with_closes(rec: Recorder) -> None:
     async with rec.new("server") as root:
         with root.trace.prod("in"):
             pass
@@ -154,11 +152,9 @@ def test_flush_and_close_with_a_background_exporter(tmp_path: Path) -> None:
     assert root.flush() is True
 
 
-def test_flush_without_background_exporters() -> None:
-    rec = Recorder()
+def test_flush_without_background_exporters(rec: Recorder) -> None:
     root = rec.new("server")
     assert root.flush() is True
-    root.close()
 
 
 def test_exporters_are_checked() -> None:
@@ -202,14 +198,13 @@ fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 
 @fork_only
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads alive
-def test_child_records_into_its_own_tree() -> None:
-    rec = Recorder()
+def test_child_records_into_its_own_tree(rec: Recorder) -> None:
     root = rec.new("server")
     with root.trace.prod("in-parent"):
         pass
 
     def child() -> int:
-        child_rec = Recorder()
+        child_rec = Recorder()  # its own: the inherited fixture's holds the parent's spans
         tree = child_rec.new("worker")
         with tree.trace.prod("outer"), tree.sub("job").trace.debug("inner"):
             tree.log.info("in child")
@@ -232,13 +227,11 @@ def test_child_records_into_its_own_tree() -> None:
         pass
     assert [s.name for s in rec.spans()] == ["in-parent", "after"]
     assert rec.span(name="after").node == f"{socket.gethostname()}:{os.getpid()}"
-    root.close()
 
 
 @fork_only
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
-def test_parent_tree_keeps_working_in_the_child(tmp_path: Path) -> None:
-    rec = Recorder()
+def test_parent_tree_keeps_working_in_the_child(rec: Recorder, tmp_path: Path) -> None:
     exporter = ListExporter()
     root = rec.new("server", exporters=[exporter], spool_dir=tmp_path)
     with root.trace.prod("before"):
@@ -269,7 +262,6 @@ def test_parent_tree_keeps_working_in_the_child(tmp_path: Path) -> None:
     assert root.flush()
     assert [s.name for s in exporter.spans()] == ["before", "after"]
     assert all(s.node == parent_node for s in exporter.spans())
-    root.close()
 
 
 # -- debug mode: spans never ended -----------------------------------------------------------
@@ -281,7 +273,7 @@ def _leak(exp: Experiment, name: str) -> None:
 
 
 def test_debug_warns_about_unended_spans() -> None:
-    rec = Recorder()
+    rec = Recorder()  # not the fixture's: this test leaves a span open on purpose
     root = rec.new("server", debug=True)
     _leak(root.sub("cesium"), "leaked")
     with root.trace.prod("fine"):
@@ -295,7 +287,7 @@ def test_debug_warns_about_unended_spans() -> None:
 
 
 def test_strict_debug_raises_unended_spans_error() -> None:
-    rec = Recorder()
+    rec = Recorder()  # not the fixture's: this test leaves spans open on purpose
     root = rec.new("server", debug=True, strict=True)
     _leak(root, "a")
     _leak(root.sub("x"), "b")
@@ -308,8 +300,7 @@ def test_strict_debug_raises_unended_spans_error() -> None:
     root.close()  # the second close does not raise again
 
 
-def test_debug_without_leaks_is_silent(recwarn: pytest.WarningsRecorder) -> None:
-    rec = Recorder()
+def test_debug_without_leaks_is_silent(rec: Recorder, recwarn: pytest.WarningsRecorder) -> None:
     root = rec.new("server", debug=True, strict=True)
     with root.trace.prod("a"):
         span = root.trace.debug("b").start()
@@ -319,7 +310,7 @@ def test_debug_without_leaks_is_silent(recwarn: pytest.WarningsRecorder) -> None
 
 
 def test_unended_spans_are_not_tracked_without_debug(recwarn: pytest.WarningsRecorder) -> None:
-    rec = Recorder()
+    rec = Recorder()  # not the fixture's: this test leaves a span open on purpose
     root = rec.new("server", debug=False, strict=True)
     _leak(root, "a")
     root.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -16,11 +16,8 @@ from alamos.testing import Recorder
 
 
 @pytest.fixture
-def root() -> Iterator[Experiment]:
-    rec = Recorder()
-    root = rec.new("server", level="prod")
-    yield root
-    root.close()
+def root(alamos_recorder: Recorder) -> Experiment:
+    return alamos_recorder.new("server", level="prod")
 
 
 class Cache:

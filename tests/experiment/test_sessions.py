@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -18,15 +17,13 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
 
 
 @pytest.fixture
-def root(rec: Recorder) -> Iterator[Experiment]:
-    root = rec.new("server", level="prod")
-    yield root
-    root.close()
+def root(rec: Recorder) -> Experiment:
+    return rec.new("server", level="prod")
 
 
 def test_session_lowers_the_threshold_of_one_subtree(rec: Recorder, root: Experiment) -> None:

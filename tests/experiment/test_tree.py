@@ -7,7 +7,6 @@ import os
 import socket
 import threading
 import weakref
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,15 +16,13 @@ from alamos.testing import Recorder
 
 
 @pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
 
 
 @pytest.fixture
-def root(rec: Recorder) -> Iterator[Experiment]:
-    root = rec.new("server")
-    yield root
-    root.close()
+def root(rec: Recorder) -> Experiment:
+    return rec.new("server")
 
 
 # -- sub, find, navigation ----------------------------------------------------------
@@ -131,13 +128,9 @@ def test_children_view_sees_later_children(root: Experiment) -> None:
 def test_two_roots_are_independent(rec: Recorder) -> None:
     a = rec.new("server")
     b = rec.new("server")
-    try:
-        assert a.sub("cesium") is not b.sub("cesium")
-        assert a.find("server.cesium") is a.children["cesium"]
-        assert a.registry is not b.registry
-    finally:
-        a.close()
-        b.close()
+    assert a.sub("cesium") is not b.sub("cesium")
+    assert a.find("server.cesium") is a.children["cesium"]
+    assert a.registry is not b.registry
 
 
 # -- keys -------------------------------------------------------------------------
@@ -192,12 +185,9 @@ def test_str_subclass_key_is_accepted(root: Experiment) -> None:
 
 def test_service_and_node_defaults(rec: Recorder) -> None:
     root = rec.new("server")
-    try:
-        assert root.service == "server"
-        assert root.node == f"{socket.gethostname()}:{os.getpid()}"
-        assert root.sub("cesium").node == root.node
-    finally:
-        root.close()
+    assert root.service == "server"
+    assert root.node == f"{socket.gethostname()}:{os.getpid()}"
+    assert root.sub("cesium").node == root.node
 
 
 def test_every_record_carries_service_and_node(rec: Recorder) -> None:
@@ -226,7 +216,7 @@ def test_every_record_carries_service_and_node(rec: Recorder) -> None:
 
 
 def test_a_dropped_tree_is_garbage_collected() -> None:
-    rec = Recorder()
+    rec = Recorder()  # not the fixture's: the fixture would keep it alive
     root = rec.new("server")
     root.sub("cesium").trace.prod("x").start().end()
     root.close()

@@ -79,11 +79,10 @@ def serve() -> Iterator[Callable[[Any], str]]:
 
 
 @pytest.fixture
-def rec() -> Iterator[Recorder]:
-    """A recorder whose trees are closed after the test."""
-    recorder = Recorder()
-    yield recorder
-    recorder.close()
+def rec(alamos_recorder: Recorder) -> Recorder:
+    """The plugin's recorder: its trees are closed after the test, and spans
+    left unended fail it."""
+    return alamos_recorder
 
 
 def wait_span(rec: Recorder, timeout: float = 5.0, **filters: Any) -> SpanRecord:

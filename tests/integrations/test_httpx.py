@@ -135,6 +135,7 @@ def test_incoming_tracestate_is_forwarded(rec: Recorder, server: str) -> None:
     assert sent["headers"]["traceparent"] == f"00-{span.trace_id}-{span.span_id}-01"
     assert sent["headers"]["tracestate"] == "vendor=v1"
     assert span.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    wait_span(rec, path="server.http")  # the server's span ends just after its response
 
 
 @pytest.mark.parametrize(("code", "status"), [(200, "unset"), (404, "unset"), (502, "error")])
@@ -145,6 +146,7 @@ def test_status_code_recorded(rec: Recorder, server: str, code: int, status: str
     span = rec.span(path="client.out")
     assert span.attributes["http.status_code"] == code
     assert span.status == status
+    wait_span(rec, path="server.http")  # the server's span ends just after its response
 
 
 def test_connection_refused_is_an_error(rec: Recorder) -> None:
@@ -229,6 +231,7 @@ def test_instrument_twice_and_mounts(rec: Recorder, server: str) -> None:
         client.get(f"{server}/echo")
     assert len(rec.spans(path="client.out")) == 1  # the mount's transport, wrapped once
     assert all(isinstance(t, AlamosTransport) for t in client._mounts.values())
+    wait_span(rec, path="server.http")  # the server's span ends just after its response
 
 
 def test_instrument_rejects_other_objects() -> None:
@@ -243,6 +246,7 @@ async def test_transports_can_be_given_directly(rec: Recorder, server: str) -> N
     async with httpx.AsyncClient(transport=transport, timeout=10) as client:
         await client.get(f"{server}/echo")
     assert len(rec.spans(path="client.out")) == 1
+    wait_span(rec, path="server.http")  # the server's span ends just after its response
 
 
 def test_callers_header_kept_when_there_is_nothing_to_send(rec: Recorder, server: str) -> None:

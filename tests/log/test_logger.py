@@ -26,15 +26,13 @@ METHODS = {
 
 
 @pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
 
 
 @pytest.fixture
-def root(rec: Recorder) -> Iterator[Experiment]:
-    root = rec.new("server")
-    yield root
-    root.close()
+def root(rec: Recorder) -> Experiment:
+    return rec.new("server")
 
 
 @pytest.fixture
@@ -174,7 +172,6 @@ def test_session_id(rec: Recorder) -> None:
     with root.debug_session("server") as s:
         root.log.debug("in session")
     assert rec.log().session_id == s.id
-    root.close()
 
 
 def test_log_export_levels(rec: Recorder, root: Experiment) -> None:
@@ -237,7 +234,6 @@ def test_filtered_out_calls_do_not_touch_loguru(
     assert formatted == [] and rec.logs() == []
     with pytest.raises(AssertionError, match="loguru was touched"):
         root.log.info("shown")  # the check really is in place
-    root.close()
 
 
 # -- the loguru side ----------------------------------------------------------------------------
@@ -254,7 +250,6 @@ def test_console_on_passes_records_to_loguru(rec: Recorder, sink: list[Any]) -> 
     assert hello["extra"]["alamos"] is True
     assert hello["function"] == "test_console_on_passes_records_to_loguru"
     assert rec.log(level="SUCCESS").message == "hello world"  # recorded as well
-    root.close()
 
 
 def test_console_exception_reaches_loguru(rec: Recorder, sink: list[Any]) -> None:
@@ -265,7 +260,6 @@ def test_console_exception_reaches_loguru(rec: Recorder, sink: list[Any]) -> Non
         root.log.exception("oops")
     (record,) = [r for r in sink if r["extra"].get("alamos")]
     assert record["exception"] is not None and record["exception"].type is ZeroDivisionError
-    root.close()
 
 
 def test_console_exception_outside_an_except_block(rec: Recorder, sink: list[Any]) -> None:
@@ -273,7 +267,6 @@ def test_console_exception_outside_an_except_block(rec: Recorder, sink: list[Any
     root.log.exception("no exception here")
     (record,) = [r for r in sink if r["extra"].get("alamos")]
     assert record["exception"] is None
-    root.close()
 
 
 def test_console_off(rec: Recorder, sink: list[Any]) -> None:
@@ -281,7 +274,6 @@ def test_console_off(rec: Recorder, sink: list[Any]) -> None:
     root.log.critical("quiet")
     assert [r for r in sink if r["extra"].get("alamos_path")] == []
     assert rec.log().message == "quiet"
-    root.close()
 
 
 @pytest.mark.parametrize(("value", "on"), [("0", False), ("off", False), ("1", True), ("", True)])
@@ -295,8 +287,7 @@ def test_alamos_console_env(
     assert bool([r for r in sink if r["extra"].get("alamos_path") == "envconsole"]) is on
 
 
-def test_alamos_never_removes_user_sinks(sink: list[Any]) -> None:
-    rec = Recorder()
+def test_alamos_never_removes_user_sinks(rec: Recorder, sink: list[Any]) -> None:
     for console in (True, False):
         root = rec.new("server", console=console)
         root.log.info("x")
@@ -329,7 +320,6 @@ def test_capture_plain_loguru_calls(rec: Recorder, sink: list[Any]) -> None:
     assert (record.trace_id, record.span_id) == (span.trace_id, span.span_id)
     assert record.attributes["user_id"] == 7
     assert len(rec.logs(message="own call")) == 1
-    root.close()
 
 
 def test_capture_is_removed_when_the_tree_closes(rec: Recorder, sink: list[Any]) -> None:

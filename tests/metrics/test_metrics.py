@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import threading
 import urllib.request
-from collections.abc import Iterator
 
 import prometheus_client
 import pytest
@@ -19,15 +18,13 @@ from alamos.testing import Recorder
 
 
 @pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
 
 
 @pytest.fixture
-def root(rec: Recorder) -> Iterator[Experiment]:
-    root = rec.new("server", level="prod")
-    yield root
-    root.close()
+def root(rec: Recorder) -> Experiment:
+    return rec.new("server", level="prod")
 
 
 def exposition(exp: Experiment) -> str:
@@ -182,8 +179,6 @@ def test_trees_have_their_own_registries(rec: Recorder) -> None:
     assert (ca.value(), cb.value()) == (1.0, 0.0)
     assert a.registry is a.sub("cesium").registry is not b.registry
     assert "server_cesium_writes" not in generate_latest(prometheus_client.REGISTRY).decode()
-    a.close()
-    b.close()
 
 
 # -- filtering -----------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,15 +20,13 @@ from alamos.trace.attributes import (
 
 
 @pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
 
 
 @pytest.fixture
-def root(rec: Recorder) -> Iterator[Experiment]:
-    root = rec.new("server")
-    yield root
-    root.close()
+def root(rec: Recorder) -> Experiment:
+    return rec.new("server")
 
 
 class Thing:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio
@@ -22,15 +22,13 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
 
 
 @pytest.fixture
-def root(rec: Recorder) -> Iterator[Experiment]:
-    root = rec.new("server")
-    yield root
-    root.close()
+def root(rec: Recorder) -> Experiment:
+    return rec.new("server")
 
 
 def assert_children_of(rec: Recorder, parent: str, children: list[str]) -> None:

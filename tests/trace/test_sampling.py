@@ -16,9 +16,9 @@ TRACE_HIGH = "ab" * 8 + HIGH
 PARENT = "00f067aa0ba902b7"
 
 
-def make(sampler: object) -> tuple[Recorder, Experiment]:
-    rec = Recorder()
-    return rec, rec.new("server", sampler=sampler)
+@pytest.fixture
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
 
 
 def roots_sampled(root: Experiment, n: int = 200) -> int:
@@ -32,38 +32,35 @@ def roots_sampled(root: Experiment, n: int = 200) -> int:
 # -- samplers -------------------------------------------------------------------------
 
 
-def test_default_is_parent_based_always() -> None:
+def test_default_is_parent_based_always(rec: Recorder) -> None:
     assert coerce_sampler(None) is DEFAULT
     assert sampling.parent_based(ALWAYS) == DEFAULT
-    rec, root = make(None)
+    root = rec.new("server", sampler=None)
     assert roots_sampled(root) == 200
     assert len(rec.spans()) == 200
-    root.close()
 
 
 @pytest.mark.parametrize("sampler", [ALWAYS, "always", 1.0, 1])
-def test_always(sampler: object) -> None:
-    rec, root = make(sampler)
+def test_always(rec: Recorder, sampler: object) -> None:
+    root = rec.new("server", sampler=sampler)
     assert roots_sampled(root, 50) == 50
     # ALWAYS ignores a remote parent's "not sampled".
     with root.trace.prod("x", parent=SpanContext(TRACE_HIGH, PARENT, sampled=False)) as span:
         assert span.context.sampled
     assert len(rec.spans()) == 51
-    root.close()
 
 
 @pytest.mark.parametrize("sampler", [NEVER, "never", "NEVER", 0.0, 0])
-def test_never(sampler: object) -> None:
-    rec, root = make(sampler)
+def test_never(rec: Recorder, sampler: object) -> None:
+    root = rec.new("server", sampler=sampler)
     assert roots_sampled(root, 50) == 0
     with root.trace.prod("x", parent=SpanContext(TRACE_LOW, PARENT, sampled=True)) as span:
         assert not span.context.sampled
     assert rec.spans() == []
-    root.close()
 
 
-def test_ratio_is_decided_by_the_trace_id() -> None:
-    _, root = make(sampling.ratio(0.5))
+def test_ratio_is_decided_by_the_trace_id(rec: Recorder) -> None:
+    root = rec.new("server", sampler=sampling.ratio(0.5))
     for tid, expected in ((TRACE_LOW, True), (TRACE_HIGH, False)):
         for parent_sampled in (True, False):  # ratio has no parent rule
             ctx = SpanContext(tid, PARENT, sampled=parent_sampled)
@@ -72,7 +69,6 @@ def test_ratio_is_decided_by_the_trace_id() -> None:
     # Roughly half of random traces; never all or none for 400 traces.
     kept = roots_sampled(root, 400)
     assert 0 < kept < 400
-    root.close()
 
 
 def test_ratio_bounds() -> None:
@@ -85,8 +81,8 @@ def test_ratio_bounds() -> None:
         alamos.new("server", sampler=2.0, console=False)
 
 
-def test_parent_based_follows_the_parent() -> None:
-    rec, root = make(sampling.parent_based(NEVER))
+def test_parent_based_follows_the_parent(rec: Recorder) -> None:
+    root = rec.new("server", sampler=sampling.parent_based(NEVER))
     assert roots_sampled(root, 20) == 0
     with root.trace.prod("a", parent=SpanContext(TRACE_HIGH, PARENT, sampled=True)) as a:
         assert a.context.sampled
@@ -95,7 +91,6 @@ def test_parent_based_follows_the_parent() -> None:
     with root.trace.prod("b", parent=SpanContext(TRACE_LOW, PARENT, sampled=False)) as b:
         assert not b.context.sampled
     assert {s.name for s in rec.spans()} == {"a", "child"}
-    root.close()
 
 
 def test_parent_based_string() -> None:
@@ -116,8 +111,8 @@ def test_bad_samplers(bad: object) -> None:
 # -- non-sampled spans still propagate ---------------------------------------------------------
 
 
-def test_non_sampled_span_propagates_its_ids() -> None:
-    rec, root = make(NEVER)
+def test_non_sampled_span_propagates_its_ids(rec: Recorder) -> None:
+    root = rec.new("server", sampler=NEVER)
     with root.trace.prod("outer") as outer:
         assert alamos.current_span() is outer
         assert not outer.context.sampled and not outer.recording
@@ -131,14 +126,12 @@ def test_non_sampled_span_propagates_its_ids() -> None:
     assert rec.spans() == []
     (log,) = rec.logs()  # logs are not sampled: they keep the ids
     assert (log.trace_id, log.span_id) == (outer.trace_id, inner.span_id)
-    root.close()
 
 
 # -- remote parents and propagation ----------------------------------------------------------
 
 
-def test_remote_parent() -> None:
-    rec = Recorder()
+def test_remote_parent(rec: Recorder) -> None:
     root = rec.new("server")
     ctx = SpanContext("4bf92f3577b34da6a3ce929d0e0e4736", PARENT, sampled=True, remote=True)
     with root.trace.prod("handle", parent=ctx) as span, root.trace.prod("child") as child:
@@ -147,7 +140,6 @@ def test_remote_parent() -> None:
     assert child.trace_id == ctx.trace_id and child.parent_id == span.span_id
     record = rec.span(name="handle")
     assert (record.trace_id, record.parent_id) == (ctx.trace_id, PARENT)
-    root.close()
 
 
 @pytest.mark.parametrize(
@@ -158,17 +150,14 @@ def test_remote_parent() -> None:
         SpanContext("not hex", PARENT),
     ],
 )
-def test_invalid_remote_parent_starts_a_new_trace(ctx: SpanContext) -> None:
-    rec = Recorder()
+def test_invalid_remote_parent_starts_a_new_trace(rec: Recorder, ctx: SpanContext) -> None:
     root = rec.new("server")
     with root.trace.prod("x", parent=ctx) as span:
         assert span.parent_id is None and span.trace_id != ctx.trace_id
         assert int(span.trace_id, 16) != 0
-    root.close()
 
 
-def test_inject_extract_round_trip() -> None:
-    rec = Recorder()
+def test_inject_extract_round_trip(rec: Recorder) -> None:
     client = rec.new("client")
     server = rec.new("server")
     headers: dict[str, str] = {}
@@ -182,13 +171,10 @@ def test_inject_extract_round_trip() -> None:
         pass
     handle = rec.span(name="handle")
     assert handle.trace_id == call.trace_id and handle.parent_id == call.span_id
-    client.close()
-    server.close()
 
 
-def test_inject_tracestate_and_explicit_context() -> None:
+def test_inject_tracestate_and_explicit_context(rec: Recorder) -> None:
     ctx = SpanContext("4bf92f3577b34da6a3ce929d0e0e4736", PARENT, tracestate="vendor=1")
-    rec = Recorder()
     root = rec.new("server")
     with root.trace.prod("handle", parent=ctx):
         headers: dict[str, str] = {}
@@ -197,7 +183,6 @@ def test_inject_tracestate_and_explicit_context() -> None:
     explicit: dict[str, str] = {}
     alamos.inject(explicit, ctx)
     assert explicit["traceparent"] == f"00-{ctx.trace_id}-{PARENT}-01"
-    root.close()
 
 
 def test_inject_without_a_current_span_writes_nothing() -> None:

@@ -4,7 +4,6 @@ and the filtered-out NoopSpan."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -23,15 +22,13 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def rec() -> Recorder:
-    return Recorder()
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
 
 
 @pytest.fixture
-def root(rec: Recorder) -> Iterator[Experiment]:
-    root = rec.new("server")
-    yield root
-    root.close()
+def root(rec: Recorder) -> Experiment:
+    return rec.new("server")
 
 
 # -- fields and records --------------------------------------------------------------
@@ -302,7 +299,6 @@ def test_decorator_follows_the_filter_at_call_time(rec: Recorder) -> None:
     assert [s.name for s in rec.spans()] == [
         "test_decorator_follows_the_filter_at_call_time.<locals>.work"
     ]
-    root.close()
 
 
 def test_each_call_is_a_new_span(rec: Recorder, root: Experiment) -> None:
@@ -351,7 +347,6 @@ def test_parenting_across_trees(rec: Recorder, root: Experiment) -> None:
     with other.trace.prod("call"), root.trace.prod("serve") as served:
         pass
     assert served.parent_id == rec.span(name="call").span_id
-    other.close()
 
 
 def test_filtered_out_span_is_skipped_in_the_chain(rec: Recorder) -> None:
@@ -359,7 +354,6 @@ def test_filtered_out_span_is_skipped_in_the_chain(rec: Recorder) -> None:
     with root.trace.prod("a"), root.trace.debug("hidden"), root.trace.prod("b"):
         pass
     assert rec.span(name="b").parent_id == rec.span(name="a").span_id
-    root.close()
 
 
 def test_explicit_local_parent(rec: Recorder, root: Experiment) -> None:
@@ -376,7 +370,6 @@ def test_noop_span_as_parent_means_the_current_span(rec: Recorder) -> None:
         assert b.parent_id == a.span_id
     with root.trace.prod("c", parent=hidden) as c:
         assert c.parent_id is None
-    root.close()
 
 
 # -- NoopSpan --------------------------------------------------------------------------------
@@ -421,4 +414,3 @@ def test_filtered_out_span_is_a_shared_noop(rec: Recorder) -> None:
     with pytest.raises(ZeroDivisionError), cesium.trace.bench("x"):
         1 / 0  # noqa: B018
     assert rec.spans() == []
-    root.close()
