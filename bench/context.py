@@ -21,7 +21,6 @@ __all__ = [
     "BenchContext",
     "DiscardExporter",
     "collector_of",
-    "live_root",
     "quiet_root",
 ]
 
@@ -103,20 +102,6 @@ def quiet_root(ctx: BenchContext, key: str, *, level: str = "prod", **kwargs: An
     root = alamos.new(key, **options)
     ctx.on_close(lambda: root.close(timeout=30))
     return root
-
-
-def live_root(ctx: BenchContext, key: str, *, level: str = "prod", **kwargs: Any) -> Any:
-    """Like :func:`quiet_root`, but with the collector's default batching
-    (512 records or 0.5 s): the worker drains the queue into the discarding
-    exporter while the timed loop runs, as it would in production, so the
-    spans' memory is recycled.  The micro-benchmarks time the calling thread's
-    CPU time, so the worker's own work is not counted (``recorded_span_e2e``
-    counts it).  ``max_queue`` stays large and ``flush()`` runs between
-    repeats, so the queue never overflows while a worker slower than a tight
-    loop catches up."""
-    options: dict[str, Any] = {"batch_size": 512, "flush_interval": 0.5}
-    options.update(kwargs)
-    return quiet_root(ctx, key, level=level, **options)
 
 
 def collector_of(root: Any) -> Any:

@@ -64,6 +64,7 @@ def versions() -> dict[str, str | None]:
 def machine_info() -> dict[str, Any]:
     cpu = _cpuinfo()
     flags = cpu.get("flags", "").split()
+    usable: int | None
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):

@@ -14,8 +14,8 @@ import os
 import pstats
 from typing import Any
 
-from bench.cases import timed_loop
 from bench.context import BenchContext, quiet_root
+from bench.core import timed_loop
 
 __all__ = ["HOT_PATHS", "profile_hot_paths"]
 
@@ -36,12 +36,20 @@ HOT_PATHS: dict[str, tuple[str, str]] = {
 }
 
 
+# The profiler's own switch and the loop's clock, one call per run each.
+_IGNORED = (
+    "<method 'disable' of '_lsprof.Profiler' objects>",
+    "<built-in method time.thread_time_ns>",
+    "<built-in method time.perf_counter_ns>",
+)
+
+
 def _label(key: tuple[str, int, str]) -> str:
     filename, line, func = key
     if filename == "~":
         return func  # a builtin: "<built-in method time.time_ns>"
     if filename.startswith("<bench"):
-        return "the benchmark loop (the `with`/call statement itself)"
+        return "(the benchmark loop and the with/call statement itself)"
     parts = filename.replace(os.sep, "/").split("/")
     for anchor in ("alamos", "site-packages", "bench"):
         if anchor in parts:
@@ -74,7 +82,7 @@ def profile_hot_paths(ctx: BenchContext, n: int = 50_000, top: int = 10) -> dict
         total = sum(tt for (_, _, tt, _, _) in raw.values()) or 1.0
         rows = []
         for key, (_cc, nc, tt, _ct, _callers) in raw.items():
-            if key[2] == "<method 'disable' of '_lsprof.Profiler' objects>":
+            if key[2] in _IGNORED:
                 continue
             rows.append(
                 {

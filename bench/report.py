@@ -231,6 +231,7 @@ def _results_md(data: dict[str, Any]) -> list[str]:
 
 
 def _targets_md(data: dict[str, Any]) -> list[str]:
+    units = {r["name"]: r["unit"] for r in data.get("results", [])}
     lines = []
     for t in data.get("targets", []):
         ratio = t["ratio"]
@@ -242,11 +243,13 @@ def _targets_md(data: dict[str, Any]) -> list[str]:
                 f"(rounds: {fmt_ratio(t['low'])}-{fmt_ratio(t['high'])})"
             )
         else:
-            got = f"{ratio:,.0f} (repeats: {t['low']:,.0f}-{t['high']:,.0f})"
+            unit = units.get(t["numerator"], "")
+            got = f"{ratio:,.0f} {unit} (repeats: {t['low']:,.0f}-{t['high']:,.0f})"
         verdict = t["verdict"] if t["verdict"] != "REPORTED" else "reported"
         margin = f", {t['margin']}" if t.get("margin") and t["ratio"] is not None else ""
+        why = f" {t['why']}" if t.get("why") else ""
         lines.append(
-            f"- **{t['operation']}**: {t['text']} ({t['source']}). {t.get('why', '')} "
+            f"- **{t['operation']}**: {t['text']} ({t['source']}).{why} "
             f"Result: **{verdict}**, {got}{margin}."
         )
     return lines
@@ -297,7 +300,11 @@ def _profile_md(data: dict[str, Any]) -> list[str]:
             "|---|--:|--:|",
         ]
         for f in p["functions"]:
-            lines.append(f"| `{_md(f['function'])}` | {f['calls_per_op']:g} | {f['share']:.0%} |")
+            name = f["function"].replace("`", "")
+            if "time.thread_time_ns" in name or "time.perf_counter_ns" in name:
+                continue  # the loop's clock, once per run
+            calls = f"{f['calls_per_op']:g}" if f["calls_per_op"] >= 0.01 else "-"
+            lines.append(f"| `{_md(name)}` | {calls} | {f['share']:.0%} |")
         lines.append("")
     return lines
 
@@ -314,6 +321,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         "`logging` module, prometheus_client and raw `sqlite3`. Absolute times on shared "
         "machines are noise; ratios taken in the same run are not, so every target is a ratio "
         "against a baseline measured alongside.",
+        "",
+        "From the repository root (`bench/` is not installed with the package):",
         "",
         "```sh",
         "pip install -e '.[bench]'         # opentelemetry-sdk and pyinstrument",
@@ -356,19 +365,23 @@ def render_markdown(data: dict[str, Any]) -> str:
         + (
             "the thread's CPU time (`time.thread_time_ns`): time the scheduler gives to other "
             "processes on a busy machine is not counted, nor is the work of other threads "
-            "(the collector's worker). Throughput, scaling and end-to-end rows use wall time."
+            "(the collector's worker). Throughput and scaling rows use wall time; "
+            "`recorded_span_e2e` uses the CPU time of the whole process."
             if "CPU" in str(data["settings"].get("clock", "CPU"))
             else "wall time (`--wall`)."
         ),
         "- Recorded spans go into a real collector queue: each root has a background exporter "
-        "that discards the batches, the collector's default batching (512 records or 0.5 s) "
-        "and a large `max_queue`, so the worker drains the queue while the loop runs, as in "
-        "production, and the loop never overflows it; `root.flush()` runs between repeats, "
-        "outside the timing. The collector's `dropped` count is checked after every repeat "
-        "and must stay 0 (shown below). OpenTelemetry runs its BatchSpanProcessor with the "
-        "SDK's defaults and a discarding exporter the same way (`otel_span_quiet` is the "
-        "variant whose worker sleeps through the loop). `recorded_span_e2e` counts the "
-        "worker too: wall time of the loop plus the flush, per span.",
+        "that discards the batches and a `max_queue` larger than any repeat; its worker "
+        "sleeps through the timed loop (no batch size or interval is reached) and "
+        "`root.flush()` drains the queue between repeats, outside the timing. So a row is "
+        "the instrumented thread's own cost, with no other thread competing for the GIL or "
+        "the caches; it includes holding the repeat's spans in memory. The collector's "
+        "`dropped` count is checked after every repeat and must stay 0 (shown below). "
+        "OpenTelemetry's BatchSpanProcessor is sized the same way (its defaults, with the "
+        "worker exporting during the loop, are `otel_span_default_bsp`). "
+        "`recorded_span_e2e` is the other view: the collector's default batching, the "
+        "worker draining during the loop, and the CPU time of every thread for the loop "
+        "plus the flush, per span.",
         "- The peers are isolated: OpenTelemetry on its own `TracerProvider`, loguru on its "
         "own core with one no-op sink (the global `loguru.logger` and its handlers are left "
         "alone), stdlib logging on a non-propagating logger, prometheus_client on its own "
@@ -378,9 +391,11 @@ def render_markdown(data: dict[str, Any]) -> str:
         "then counted in the table, and nothing may have gone to the spool. The raw "
         "baseline writes the very rows alamos stored into the same schema.",
         "",
-        "What each case runs:",
+        "<details><summary>What each case runs</summary>",
         "",
         *_cases_md(data),
+        "</details>",
+        "",
         "## What the profiler shows",
         "",
     ]

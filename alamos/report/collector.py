@@ -46,7 +46,15 @@ _EMPTY: Any = MappingProxyType({})
 
 
 def _new_id() -> str:
-    return f"{getrandbits(128):032x}"
+    return getrandbits(128).to_bytes(16, "big").hex()  # 32 hex digits, fast
+
+
+def _hex(n: int, size: int) -> str:
+    """``n`` as ``2 * size`` lower-case hex digits (more if it does not fit)."""
+    try:
+        return n.to_bytes(size, "big").hex()
+    except OverflowError:
+        return f"{n:0{2 * size}x}"
 
 
 def to_record(item: Any, service: str, node: str) -> Record:
@@ -61,8 +69,8 @@ def to_record(item: Any, service: str, node: str) -> Record:
             path,
             level,
             text,
-            None if tid is None else f"{tid:032x}",
-            None if sid is None else f"{sid:016x}",
+            None if tid is None else _hex(tid, 16),
+            None if sid is None else _hex(sid, 8),
             MappingProxyType(attrs) if attrs else _EMPTY,
             location,
             service,
@@ -228,8 +236,13 @@ class Collector:
                 return
 
     def _drain(self) -> None:
-        """Export what is queued now, not what arrives meanwhile: producers
-        faster than the worker must not keep a flush waiting forever."""
+        """Export what is queued now, in batches of ``batch_size``.
+
+        Bounded by what is queued when it starts (producers faster than the
+        worker must not keep a flush waiting forever), except that the last
+        batch is topped up to a full one from what arrived meanwhile: a
+        small batch costs a commit of its own, as much as a full one.
+        """
         q = self._q
         pop = q.popleft
         state = self._state
@@ -237,7 +250,7 @@ class Collector:
         size = self.batch_size
         left = len(q)
         while left > 0:
-            n = size if left > size else left
+            n = min(size, len(q))
             left -= n
             self._submit([to_record(pop(), service, node) for _ in range(n)])
 

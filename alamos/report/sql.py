@@ -15,23 +15,22 @@ idempotent by primary key, so a batch replayed after a failure is stored once.
   (COPY measured about twice as fast as ``executemany`` with
   ``ON CONFLICT DO NOTHING`` on 10k-span batches.)
 
-Records are converted by :func:`rows_for`, which makes hostile values storable
-(see its docstring).  SQL is always parameterised, never built from values.
+Records are converted by :mod:`alamos.report.rows`, which makes hostile values
+storable (see :func:`rows_for`).  SQL is always parameterised, never built from values.
 Export after a fork is safe: the child drops the parent's pooled connections.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
-import math
 import os
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.util import find_spec
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -39,24 +38,10 @@ from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError
 
 from alamos.experiment.level import Level, LevelLike, parse_level
-from alamos.report.records import (
-    EventRecord,
-    ExperimentRecord,
-    LogRecord,
-    MetricRecord,
-    Record,
-    ReportRecord,
-    SpanRecord,
-)
-from alamos.report.schema import (
-    TABLES,
-    ensure_schema,
-    experiments,
-    logs,
-    metrics,
-    reports,
-    spans,
-)
+from alamos.report.coerce import clean_text, dumps_json, json_safe
+from alamos.report.records import Record
+from alamos.report.rows import COLUMNS, Row, convert, rows_for
+from alamos.report.schema import TABLES, ensure_schema
 
 __all__ = [
     "COLUMNS",
@@ -77,379 +62,6 @@ SUPPORTED_URLS = (
     "postgres://...",
     "postgresql+psycopg://...",
 )
-
-# ---------------------------------------------------------------------------
-# Coercion of hostile values
-# ---------------------------------------------------------------------------
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_MAX_JSON_DEPTH = 64
-_MAX_JSON_INT_BITS = 8192  # json refuses to write ints of more than 4300 digits
-_NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
-_I64_MIN, _I64_MAX = -(2**63), 2**63 - 1
-_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def _make_encoder() -> Callable[[object], str]:
-    """A strict compact JSON encoder, built once.
-
-    ``JSONEncoder.encode`` builds a new C encoder on every call, which costs
-    more than encoding a small dict; this reuses one (without the cycle check:
-    a cycle ends in RecursionError, which :func:`dumps_json` handles).
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    basestring = getattr(json.encoder, "c_encode_basestring", None)
-    if make is None or basestring is None:
-        return _ENCODER.encode
-
-    def default(o: object) -> Any:
-        raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
-
-    try:
-        c_encoder = make(None, default, basestring, None, ":", ",", False, False, False)
-
-        def encode(o: object) -> str:
-            return "".join(c_encoder(o, 0))
-
-        probe = {"a": [1, 2.5, None, True, "\u00e9\x00"], "b": {}}
-        if encode(probe) != _ENCODER.encode(probe):
-            return _ENCODER.encode
-    except Exception:
-        return _ENCODER.encode
-    return encode
-
-
-_encode = _make_encoder()
-
-
-def clean_text(s: str) -> str:
-    """``s`` made storable in any text column and any JSON string.
-
-    NUL characters (which PostgreSQL text and JSONB reject) and lone UTF-16
-    surrogates (which UTF-8 cannot encode) become U+FFFD; a surrogate *pair*
-    left split in a Python string is joined into its character.  Anything else,
-    SQL-looking text and huge strings included, is kept verbatim.  Clean ASCII
-    (the common case) costs two C-speed scans and no copy.
-    """
-    if s.isascii():
-        if "\x00" not in s:
-            return s
-        return s.replace("\x00", "\ufffd")
-    if "\x00" in s:
-        s = s.replace("\x00", "\ufffd")
-    if _SURROGATE.search(s) is not None:
-        s = s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
-    return s
-
-
-def _text(v: object) -> str | None:
-    """A nullable text column."""
-    if type(v) is str and v.isascii() and "\x00" not in v:
-        return v
-    if v is None:
-        return None
-    return _any_text(v)
-
-
-def _req_text(v: object) -> str:
-    """A NOT NULL text column (``None`` becomes ``""``)."""
-    if type(v) is str and v.isascii() and "\x00" not in v:
-        return v
-    if v is None:
-        return ""
-    return _any_text(v)
-
-
-def _any_text(v: object) -> str:
-    if isinstance(v, str):
-        return clean_text(str(v))
-    if isinstance(v, bytes | bytearray | memoryview):
-        return clean_text(bytes(v).decode("utf-8", "replace"))
-    try:
-        return clean_text(str(v))
-    except Exception:
-        return f"<unprintable {type(v).__name__}>"
-
-
-def _int(v: object) -> int:
-    """A BIGINT column: clamped to 64 bits; what is not a number becomes 0."""
-    if type(v) is int and _I64_MIN <= v <= _I64_MAX:
-        return v
-    try:
-        i: int = int(v)  # type: ignore[call-overload]
-    except (TypeError, ValueError, OverflowError):
-        return 0
-    return min(max(i, _I64_MIN), _I64_MAX)
-
-
-def _num(v: object) -> float | None:
-    """A double precision column: NaN and ±inf are kept (see :func:`rows_for`)."""
-    if type(v) is float or v is None:
-        return v
-    try:
-        return float(v)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-_LEVEL_NAMES = {lvl: str(lvl) for lvl in Level}
-
-
-def _level(v: object) -> str:
-    if isinstance(v, Level):
-        return _LEVEL_NAMES[v]
-    try:
-        return _LEVEL_NAMES[parse_level(v)]  # type: ignore[arg-type]
-    except (ValueError, TypeError):
-        return _req_text(v)
-
-
-def json_safe(value: object, _depth: int = 0) -> Any:
-    """``value`` as plain JSON data (dict, list, str, int, float, bool, None).
-
-    * Strings (values and keys) go through :func:`clean_text`; keys that are
-      not strings become strings the way :mod:`json` writes them (``1`` gives
-      ``"1"``, ``True`` gives ``"true"``), others their ``str()``.
-    * Non-finite floats become the *strings* ``"NaN"``, ``"Infinity"`` and
-      ``"-Infinity"``: standard JSON (and JSONB) has no such numbers, and the
-      information is kept.
-    * Tuples, lists and sets become lists; bytes are decoded as UTF-8 with
-      replacement; anything else becomes its ``str()``.
-    * Nesting deeper than 64 levels (or a cycle) is cut off as the string
-      ``"<too deep>"``; an integer too large for JSON becomes a string saying so.
-    """
-    t = type(value)
-    if t is str:
-        return clean_text(value)  # type: ignore[arg-type]
-    if value is None or t is bool:
-        return value
-    if t is int:
-        if value.bit_length() > _MAX_JSON_INT_BITS:  # type: ignore[attr-defined]
-            return f"<int of {value.bit_length()} bits>"  # type: ignore[attr-defined]
-        return value
-    if t is float:
-        if value - value == 0.0:  # type: ignore[operator]  # finite
-            return value
-        return _NONFINITE.get(value, "NaN")  # type: ignore[call-overload]
-    if _depth >= _MAX_JSON_DEPTH:
-        return "<too deep>"
-    if isinstance(value, Mapping):
-        return {_json_key(k): json_safe(v, _depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v, _depth + 1) for v in value]
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return json_safe(int(value), _depth)
-    if isinstance(value, float):
-        return json_safe(float(value), _depth)
-    return _any_text(value)
-
-
-def _json_key(k: object) -> str:
-    if type(k) is str:
-        return clean_text(k)
-    if k is None or isinstance(k, bool | int | float):
-        key = json_safe(k)
-        return key if isinstance(key, str) else _encode(key)
-    return _any_text(k)
-
-
-def dumps_json(value: object) -> str:
-    """``value`` as strict, compact JSON text, made safe by :func:`json_safe`.
-
-    The common case (clean data) is serialised directly; anything the strict
-    encoder refuses (NaN, odd types, cycles) or whose output holds a NUL or a
-    lone surrogate is cleaned with :func:`json_safe` first.
-    """
-    try:
-        out = _encode(value)
-    except (ValueError, TypeError, RecursionError):
-        return _encode(json_safe(value))
-    if out.isascii():
-        if "\\u0000" not in out:
-            return out
-    elif "\\u0000" not in out and _SURROGATE.search(out) is None:
-        return out
-    return _encode(json_safe(value))
-
-
-def _json_col(value: object) -> str | None:
-    """A JSON column as text (``None`` is SQL NULL)."""
-    if value is None:
-        return None
-    if not value:
-        t = type(value)
-        if t is dict:
-            return "{}"
-        if t is list or t is tuple:
-            return "[]"
-    return dumps_json(value)
-
-
-def _json_data(value: object) -> Any:
-    """A JSON column as Python data (``None`` is SQL NULL)."""
-    return None if value is None else json_safe(value)
-
-
-# ---------------------------------------------------------------------------
-# Records to rows
-# ---------------------------------------------------------------------------
-
-# Each converter gives a record's row as a tuple in the column order of its
-# table; ``j`` turns the value of a JSON column into what is stored.
-_Row = tuple[Any, ...]
-_JsonFn = Callable[[object], Any]
-
-
-def _events(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
-    if not events:
-        return []
-    return [
-        {"name": _req_text(e.name), "ts_ns": _int(e.ts_ns), "attributes": e.attributes}
-        for e in events
-    ]
-
-
-def _span_row(r: SpanRecord, j: _JsonFn) -> _Row:
-    start, end = _int(r.start_ns), _int(r.end_ns)
-    return (
-        _req_text(r.span_id),
-        _req_text(r.trace_id),
-        _text(r.parent_id),
-        _req_text(r.path),
-        _req_text(r.name),
-        _level(r.level),
-        start,
-        end,
-        _int(end - start),
-        _req_text(r.status),
-        _text(r.error_text),
-        j(r.attributes),
-        j(_events(r.events)),
-        _req_text(r.service),
-        _req_text(r.node),
-        _text(r.session_id),
-        _text(r.location),
-    )
-
-
-def _log_row(r: LogRecord, j: _JsonFn) -> _Row:
-    return (
-        _req_text(r.id),
-        _int(r.ts_ns),
-        _req_text(r.path),
-        _req_text(r.level),
-        _req_text(r.message),
-        _text(r.trace_id),
-        _text(r.span_id),
-        j(r.attributes),
-        _text(r.location),
-        _req_text(r.service),
-        _req_text(r.node),
-        _text(r.session_id),
-    )
-
-
-def _metric_row(r: MetricRecord, j: _JsonFn) -> _Row:
-    return (
-        _req_text(r.id),
-        _int(r.ts_ns),
-        _req_text(r.path),
-        _req_text(r.name),
-        _req_text(r.kind),
-        j(r.labels),
-        _num(r.value),
-        _num(r.sum),
-        _num(r.count),
-        j(r.buckets),
-        _req_text(r.service),
-        _req_text(r.node),
-        _level(r.level),
-    )
-
-
-def _report_row(r: ReportRecord, j: _JsonFn) -> _Row:
-    return (
-        _req_text(r.id),
-        _int(r.ts_ns),
-        _req_text(r.path),
-        _req_text(r.key),
-        j(r.report),
-        _req_text(r.service),
-        _req_text(r.node),
-        _level(r.level),
-    )
-
-
-def _experiment_row(r: ExperimentRecord, j: _JsonFn) -> _Row:
-    return (
-        _req_text(r.path),
-        _text(r.parent_path),
-        _req_text(r.key),
-        _req_text(r.service),
-        _req_text(r.node),
-        _int(r.created_ns),
-    )
-
-
-_CONVERTERS: dict[type[Any], tuple[str, Callable[[Any, _JsonFn], _Row]]] = {
-    SpanRecord: (spans.name, _span_row),
-    LogRecord: (logs.name, _log_row),
-    MetricRecord: (metrics.name, _metric_row),
-    ReportRecord: (reports.name, _report_row),
-    ExperimentRecord: (experiments.name, _experiment_row),
-}
-
-#: Column names of each table, in the order of the converters' tuples.
-COLUMNS: dict[str, tuple[str, ...]] = {
-    name: tuple(c.name for c in t.columns) for name, t in TABLES.items()
-}
-
-
-def _convert(records: Iterable[Record], j: _JsonFn) -> dict[str, list[_Row]]:
-    out: dict[str, list[_Row]] = {}
-    for r in records:
-        try:
-            table, convert = _CONVERTERS[type(r)]
-        except KeyError:
-            raise TypeError(f"SQLExporter cannot store a {type(r).__name__}: {r!r:.200}") from None
-        row = convert(r, j)
-        rows = out.get(table)
-        if rows is None:
-            out[table] = [row]
-        else:
-            rows.append(row)
-    return out
-
-
-def rows_for(records: Iterable[Record]) -> dict[str, list[dict[str, Any]]]:
-    """The rows to insert for ``records``, by table name (only non-empty tables).
-
-    Each row is a dict of column name to value for the tables of
-    :mod:`alamos.report.schema`.  Values are made safe to store:
-
-    * text: NUL characters and lone surrogates become U+FFFD
-      (:func:`clean_text`); everything else, SQL-looking text and huge strings
-      included, is kept verbatim (SQL is always parameterised).  ``None`` in a
-      NOT NULL column becomes ``""``; a value of another type its ``str()``.
-    * JSON columns (``attributes``, ``events``, ``labels``, ``buckets``,
-      ``report``) hold plain JSON data (:func:`json_safe`): non-finite floats
-      become the strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
-    * the numeric metric columns ``value``, ``sum`` and ``count`` keep NaN and
-      ±inf as floats: PostgreSQL (double precision) stores all three, SQLite
-      stores ±inf but stores NaN as NULL (SQLite has no NaN).
-    * integer columns are clamped to 64 bits.
-    * levels are the strings ``"bench"``, ``"debug"``, ``"prod"``.
-
-    The exporter itself uses the same conversion, with JSON columns serialised
-    by :func:`dumps_json`.
-    """
-    return {
-        table: [dict(zip(COLUMNS[table], row, strict=True)) for row in rows]
-        for table, rows in _convert(records, _json_data).items()
-    }
-
 
 # ---------------------------------------------------------------------------
 # URLs
@@ -503,17 +115,47 @@ def _quoted(names: Iterable[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
 
-def _sqlite_insert(conn: Connection, table: str, rows: Sequence[_Row]) -> None:
+#: Rows per ``INSERT`` statement at most (a power of two).
+_SQLITE_CHUNK = 1024
+
+
+@functools.cache
+def _sqlite_insert_sql(table: str, nrows: int) -> str:
+    """``INSERT OR IGNORE`` of ``nrows`` rows into ``table`` in one statement."""
+    cols = COLUMNS[table]
+    one = f"({', '.join('?' for _ in cols)})"
+    return f'INSERT OR IGNORE INTO "{table}" ({_quoted(cols)}) VALUES {", ".join([one] * nrows)}'
+
+
+def _sqlite_insert(conn: Connection, table: str, rows: Sequence[Row]) -> None:
+    """Insert ``rows`` (straight through the sqlite3 connection, inside the
+    SQLAlchemy transaction) with multi-row ``INSERT`` statements.
+
+    Measured against ``executemany``: as fast alone, and much faster while
+    other threads run Python (the instrumented code, the collector).  sqlite3
+    releases the GIL around each statement step, and ``executemany`` steps
+    once per row: each row then waits for the GIL (up to the 5 ms switch
+    interval).  Here a statement inserts up to 1024 rows, in chunks of powers
+    of two, so a few statements per table are compiled, then cached by sqlite3.
+    """
     dbapi = conn.connection.driver_connection
     assert isinstance(dbapi, sqlite3.Connection)
-    cols = COLUMNS[table]
-    sql = (
-        f'INSERT OR IGNORE INTO "{table}" ({_quoted(cols)}) VALUES ({", ".join("?" for _ in cols)})'
-    )
-    dbapi.executemany(sql, rows)
+    ncols = len(COLUMNS[table])
+    chunk = _SQLITE_CHUNK
+    limit = dbapi.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    while chunk > 1 and chunk * ncols > limit:
+        chunk //= 2
+    flat = chain.from_iterable
+    i, n = 0, len(rows)
+    while i < n:
+        size = chunk
+        while size > n - i:
+            size //= 2
+        dbapi.execute(_sqlite_insert_sql(table, size), list(flat(rows[i : i + size])))
+        i += size
 
 
-def _pg_copy(conn: Connection, table: str, rows: Sequence[_Row]) -> None:
+def _pg_copy(conn: Connection, table: str, rows: Sequence[Row]) -> None:
     """COPY ``rows`` into ``table``, skipping rows whose key is already there.
 
     The common case (no row stored yet) is one COPY straight into the table,
@@ -543,7 +185,7 @@ def _pg_copy(conn: Connection, table: str, rows: Sequence[_Row]) -> None:
         cur.execute(f'DROP TABLE "{tmp}"')
 
 
-def _pg_copy_rows(cur: Any, table: str, cols: str, rows: Sequence[_Row]) -> None:
+def _pg_copy_rows(cur: Any, table: str, cols: str, rows: Sequence[Row]) -> None:
     with cur.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
         write = copy.write_row
         for row in rows:
@@ -552,7 +194,7 @@ def _pg_copy_rows(cur: Any, table: str, cols: str, rows: Sequence[_Row]) -> None
 
 # The alternative to COPY, measured slower (about half the rows per second on
 # 10k-span batches); kept for benchmarks.
-def _pg_executemany(conn: Connection, table: str, rows: Sequence[_Row]) -> None:
+def _pg_executemany(conn: Connection, table: str, rows: Sequence[Row]) -> None:
     raw: Any = conn.connection.driver_connection
     cols = COLUMNS[table]
     sql = (
@@ -563,7 +205,7 @@ def _pg_executemany(conn: Connection, table: str, rows: Sequence[_Row]) -> None:
         cur.executemany(sql, rows)
 
 
-_Writer = Callable[[Connection, str, Sequence[_Row]], None]
+_Writer = Callable[[Connection, str, Sequence[Row]], None]
 
 
 def _set_wal(cur: sqlite3.Cursor, timeout: float) -> None:
@@ -682,7 +324,7 @@ class SQLExporter:
             raise RuntimeError(f"{self!r} is closed")
         if not records:
             return
-        rows = _convert(records, _json_col)
+        rows = convert(records)
         if self._pid != os.getpid():
             self._after_fork()
         with self._lock:

@@ -154,10 +154,8 @@ def test_outage_spools_then_replays_exactly_once(
     assert count(url, "alamos_spans", "name = 'write'") == n
     assert duplicates(url, "alamos_spans", "span_id") == 0
     assert broken_parent_links(url) == 0
-    if url.startswith("sqlite"):
-        tag = "json_extract(attributes, '$.tag')"
-    else:
-        tag = "attributes->>'tag'"
+    sqlite = url.startswith("sqlite")
+    tag = "json_extract(attributes, '$.tag')" if sqlite else "attributes->>'tag'"
     assert int(query(url, f"SELECT count(DISTINCT {tag}) FROM alamos_spans")[0][0]) == n
     assert count(url, "alamos_logs") == n
     assert duplicates(url, "alamos_logs", "id") == 0
