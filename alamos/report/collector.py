@@ -26,13 +26,13 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from random import getrandbits
-from time import monotonic, time_ns
+from time import monotonic, sleep, time_ns
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger as _loguru
 
-from alamos.report.records import LogRecord, MetricRecord, Record, ReportRecord
+from alamos.report.records import MetricRecord, Record, ReportRecord, new_log_record
 from alamos.trace.span import Span, span_record
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def to_record(item: Any, service: str, node: str) -> Record:
         return span_record(item, service, node)
     if type(item) is tuple:
         _, ts, path, level, text, tid, sid, attrs, location, session = item
-        return LogRecord(
+        return new_log_record(
             _new_id(),
             ts,
             path,
@@ -253,6 +253,10 @@ class Collector:
             n = min(size, len(q))
             left -= n
             self._submit([to_record(pop(), service, node) for _ in range(n)])
+            # Let a delivery thread back in at once: it releases the GIL
+            # around each SQLite call and would otherwise wait for it up to
+            # the interpreter's switch interval (5 ms) while this loop runs.
+            sleep(0)
 
     def _submit(self, records: list[Record]) -> None:
         if not records:

@@ -12,8 +12,8 @@ knowing each kind.  All times are integer nanoseconds since the epoch.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, TypeVar
 
 import attrs
 
@@ -30,6 +30,8 @@ __all__ = [
     "SpanContext",
     "SpanRecord",
     "log_export_level",
+    "new_log_record",
+    "new_span_record",
 ]
 
 AttrValue = str | bool | int | float | tuple[Any, ...]
@@ -210,3 +212,36 @@ class ExperimentRecord:
 
 
 Record = SpanRecord | LogRecord | MetricRecord | ReportRecord | ExperimentRecord
+
+
+T = TypeVar("T")
+
+
+def _fast_constructor(cls: type[T]) -> Callable[..., T]:
+    """A positional constructor for the frozen slots class ``cls``, taking
+    every field in order (no defaults).
+
+    The attrs ``__init__`` of a frozen class calls ``object.__setattr__`` per
+    field (a plain ``self.x = x`` would raise); this sets each slot through its
+    member descriptor instead, about a quarter faster.  The record is the same
+    (equal, hashed and frozen alike): these classes have no validators,
+    converters or post-init to skip.  Used by the collector's worker, which
+    builds one record per span or log.
+    """
+    names = [a.name for a in attrs.fields(cls)]  # type: ignore[arg-type]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    body = ["    self = _new(_cls)"]
+    for name in names:
+        namespace[f"_set_{name}"] = cls.__dict__[name].__set__
+        body.append(f"    _set_{name}(self, {name})")
+    source = f"def new({', '.join(names)}):\n" + "\n".join(body) + "\n    return self\n"
+    exec(source, namespace)
+    new: Callable[..., T] = namespace["new"]
+    new.__qualname__ = new.__name__ = f"new_{cls.__name__}"
+    return new
+
+
+#: ``SpanRecord(...)`` with every field given, positionally, faster.
+new_span_record: Callable[..., SpanRecord] = _fast_constructor(SpanRecord)
+#: ``LogRecord(...)`` with every field given, positionally, faster.
+new_log_record: Callable[..., LogRecord] = _fast_constructor(LogRecord)

@@ -6,14 +6,16 @@ idempotent by primary key, so a batch replayed after a failure is stored once.
 
 * **SQLite** (``sqlite:///path/to/file.db``): WAL journal, ``synchronous=NORMAL``,
   a busy timeout, transactions opened with ``BEGIN IMMEDIATE``; rows go in with
-  ``executemany`` of ``INSERT OR IGNORE``.
+  multi-row ``INSERT OR IGNORE`` statements, straight through the sqlite3
+  connection.
 * **PostgreSQL** (``postgresql://``, ``postgres://`` or
   ``postgresql+psycopg://``, always through psycopg 3): each table's rows are
-  sent with one ``COPY``, straight into the table under a savepoint; if some
-  key is already stored (a replay), the rows are copied into a temporary
-  table instead and moved with ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.
-  (COPY measured about twice as fast as ``executemany`` with
-  ``ON CONFLICT DO NOTHING`` on 10k-span batches.)
+  sent with one ``COPY``, straight into the table; if some key is already
+  stored (a replay), the transaction is rolled back and the batch written
+  again, each table's rows copied into a temporary table and moved with
+  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.  (COPY measured about
+  twice as fast as ``executemany`` with ``ON CONFLICT DO NOTHING`` on
+  10k-span batches.)  See :mod:`alamos.report.writers`.
 
 Records are converted by :mod:`alamos.report.rows`, which makes hostile values
 storable (see :func:`rows_for`).  SQL is always parameterised, never built from values.
@@ -22,15 +24,11 @@ Export after a fork is safe: the child drops the parent's pooled connections.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +40,15 @@ from alamos.report.coerce import clean_text, dumps_json, json_safe
 from alamos.report.records import Record
 from alamos.report.rows import COLUMNS, Row, convert, rows_for
 from alamos.report.schema import TABLES, ensure_schema
+from alamos.report.writers import (
+    Writer,
+    file_identity,
+    is_unique_violation,
+    pg_copy,
+    pg_merge,
+    set_wal,
+    sqlite_insert,
+)
 
 __all__ = [
     "COLUMNS",
@@ -107,142 +114,17 @@ def _default_name(u: URL) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Writers
-# ---------------------------------------------------------------------------
-
-
-def _quoted(names: Iterable[str]) -> str:
-    return ", ".join(f'"{n}"' for n in names)
-
-
-#: Rows per ``INSERT`` statement at most (a power of two).
-_SQLITE_CHUNK = 1024
-
-
-@functools.cache
-def _sqlite_insert_sql(table: str, nrows: int) -> str:
-    """``INSERT OR IGNORE`` of ``nrows`` rows into ``table`` in one statement."""
-    cols = COLUMNS[table]
-    one = f"({', '.join('?' for _ in cols)})"
-    return f'INSERT OR IGNORE INTO "{table}" ({_quoted(cols)}) VALUES {", ".join([one] * nrows)}'
-
-
-def _sqlite_insert(conn: Connection, table: str, rows: Sequence[Row]) -> None:
-    """Insert ``rows`` (straight through the sqlite3 connection, inside the
-    SQLAlchemy transaction) with multi-row ``INSERT`` statements.
-
-    Measured against ``executemany``: as fast alone, and much faster while
-    other threads run Python (the instrumented code, the collector).  sqlite3
-    releases the GIL around each statement step, and ``executemany`` steps
-    once per row: each row then waits for the GIL (up to the 5 ms switch
-    interval).  Here a statement inserts up to 1024 rows, in chunks of powers
-    of two, so a few statements per table are compiled, then cached by sqlite3.
-    """
-    dbapi = conn.connection.driver_connection
-    assert isinstance(dbapi, sqlite3.Connection)
-    ncols = len(COLUMNS[table])
-    chunk = _SQLITE_CHUNK
-    limit = dbapi.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    while chunk > 1 and chunk * ncols > limit:
-        chunk //= 2
-    flat = chain.from_iterable
-    i, n = 0, len(rows)
-    while i < n:
-        size = chunk
-        while size > n - i:
-            size //= 2
-        dbapi.execute(_sqlite_insert_sql(table, size), list(flat(rows[i : i + size])))
-        i += size
-
-
-def _pg_copy(conn: Connection, table: str, rows: Sequence[Row]) -> None:
-    """COPY ``rows`` into ``table``, skipping rows whose key is already there.
-
-    The common case (no row stored yet) is one COPY straight into the table,
-    under a savepoint.  If a key is already taken (a replay), the COPY fails
-    and is redone into a temporary table, from which
-    ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` takes the new rows.
-    """
-    from psycopg.errors import UniqueViolation
-
-    raw: Any = conn.connection.driver_connection
-    cols = _quoted(COLUMNS[table])
-    with raw.cursor() as cur:
-        cur.execute("SAVEPOINT alamos_copy")
-        try:
-            _pg_copy_rows(cur, table, cols, rows)
-        except UniqueViolation:
-            cur.execute("ROLLBACK TO SAVEPOINT alamos_copy")
-        else:
-            cur.execute("RELEASE SAVEPOINT alamos_copy")
-            return
-        tmp = f"_alamos_load_{table}"
-        cur.execute(f'CREATE TEMP TABLE "{tmp}" (LIKE "{table}") ON COMMIT DROP')
-        _pg_copy_rows(cur, tmp, cols, rows)
-        cur.execute(
-            f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{tmp}" ON CONFLICT DO NOTHING'
-        )
-        cur.execute(f'DROP TABLE "{tmp}"')
-
-
-def _pg_copy_rows(cur: Any, table: str, cols: str, rows: Sequence[Row]) -> None:
-    with cur.copy(f'COPY "{table}" ({cols}) FROM STDIN') as copy:
-        write = copy.write_row
-        for row in rows:
-            write(row)
-
-
-# The alternative to COPY, measured slower (about half the rows per second on
-# 10k-span batches); kept for benchmarks.
-def _pg_executemany(conn: Connection, table: str, rows: Sequence[Row]) -> None:
-    raw: Any = conn.connection.driver_connection
-    cols = COLUMNS[table]
-    sql = (
-        f'INSERT INTO "{table}" ({_quoted(cols)}) '
-        f"VALUES ({', '.join('%s' for _ in cols)}) ON CONFLICT DO NOTHING"
-    )
-    with raw.cursor() as cur:
-        cur.executemany(sql, rows)
-
-
-_Writer = Callable[[Connection, str, Sequence[Row]], None]
-
-
-def _set_wal(cur: sqlite3.Cursor, timeout: float) -> None:
-    """Switch the database to WAL (a no-op once it is: the mode is persistent).
-
-    The switch takes an exclusive lock and, unlike other statements, does not
-    wait for it (busy_timeout): retry it until ``timeout``.
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.001
-    while True:
-        mode = str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower()
-        if mode in ("wal", "memory"):
-            return
-        try:
-            cur.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-        time.sleep(delay)
-        delay = min(delay * 2, 0.05)
-
-
-def _file_identity(path: str | None) -> tuple[int, int] | None:
-    if path is None:
-        return None
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
-# ---------------------------------------------------------------------------
 # The exporter
 # ---------------------------------------------------------------------------
+
+
+def _write(engine: Engine, rows: Mapping[str, Sequence[Row]], writer: Writer) -> None:
+    """Write every table's rows with ``writer``, in one transaction."""
+    with engine.begin() as conn:
+        for table in TABLES:
+            table_rows = rows.get(table)
+            if table_rows:
+                writer(conn, table, table_rows)
 
 
 class SQLExporter:
@@ -298,7 +180,10 @@ class SQLExporter:
         self.dialect: str = (
             "postgresql" if self.url.drivername.startswith("postgresql") else "sqlite"
         )
-        self._writer: _Writer = _pg_copy if self.dialect == "postgresql" else _sqlite_insert
+        postgres = self.dialect == "postgresql"
+        self._writer: Writer = pg_copy if postgres else sqlite_insert
+        #: Writes a batch whose keys may be stored already (after ``_writer`` hit one).
+        self._merge: Writer | None = pg_merge if postgres else None
         database = self.url.database or ""
         if (
             self.dialect == "sqlite"
@@ -339,13 +224,16 @@ class SQLExporter:
                     if self._sqlite_path is not None:
                         Path(self._sqlite_path).parent.mkdir(parents=True, exist_ok=True)
                     ensure_schema(engine)
-                    self._sqlite_file = _file_identity(self._sqlite_path)
+                    self._sqlite_file = file_identity(self._sqlite_path)
                     self._schema_ready = True
-                with engine.begin() as conn:
-                    for table in TABLES:
-                        table_rows = rows.get(table)
-                        if table_rows:
-                            self._writer(conn, table, table_rows)
+                try:
+                    _write(engine, rows, self._writer)
+                except Exception as exc:
+                    if self._merge is None or not is_unique_violation(exc):
+                        raise
+                    # A key is stored already (a replay): write again, keeping
+                    # only the new rows.
+                    _write(engine, rows, self._merge)
             except BaseException:
                 # The connection may be broken (server restarted, file gone):
                 # start the next export from a fresh pool and re-check the schema.
@@ -373,7 +261,7 @@ class SQLExporter:
 
     def _sqlite_file_changed(self) -> bool:
         return (
-            self._sqlite_path is not None and _file_identity(self._sqlite_path) != self._sqlite_file
+            self._sqlite_path is not None and file_identity(self._sqlite_path) != self._sqlite_file
         )
 
     def _create_engine(self) -> Engine:
@@ -413,7 +301,7 @@ class SQLExporter:
             cur = dbapi_conn.cursor()
             try:
                 cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
-                _set_wal(cur, busy_ms / 1000)
+                set_wal(cur, busy_ms / 1000)
                 cur.execute("PRAGMA synchronous = NORMAL")
             finally:
                 cur.close()

@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from alamos.experiment.level import Level
-from alamos.report.records import EventRecord, SpanContext, SpanRecord
+from alamos.report.records import EventRecord, SpanContext, SpanRecord, new_span_record
 from alamos.trace.attributes import MAX_ATTRIBUTES, MAX_STRING, coerce_key, coerce_value
 from alamos.trace.context import CURRENT
 
@@ -327,7 +327,7 @@ def span_record(span: Span, service: str, node: str) -> SpanRecord:
     except OverflowError:  # an id out of range (from a malformed remote context)
         tid, sid = f"{span._tid:032x}", f"{span._sid:016x}"
         parent = None if pid is None else f"{pid:016x}"
-    return SpanRecord(
+    return new_span_record(
         tid,
         sid,
         parent,

@@ -53,6 +53,11 @@ def _unit(exp: alamos.Experiment, who: str, i: int) -> None:
 async def test_every_record_lands_exactly_once(db_url: str, tmp_path: Path) -> None:
     root = new_root("counts", db_url, tmp_path / "spool")
     api = root.sub("api")
+    # Every metric and label set exists before the first snapshot is taken.
+    requests_metric = api.metrics.counter("requests", labelnames=["kind"])
+    requests_metric.labels("thread")
+    requests_metric.labels("task")
+    api.metrics.histogram("size", buckets=[1, 10, 100])
     start = threading.Barrier(THREADS + 1)
     errors: list[BaseException] = []
 

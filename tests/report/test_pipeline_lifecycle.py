@@ -166,3 +166,56 @@ def test_atexit_flushes_a_root_never_closed(db_url: str, tmp_path: Path) -> None
     assert count(db_url, "alamos_logs") == 500
     assert count(db_url, "alamos_metrics", "name = 'ops' AND value = 500") == 1
     assert not list((tmp_path / "spool").rglob("spool-*.jsonl"))  # all in the database
+
+
+def test_flush_returns_while_producers_outrun_the_worker(sqlite_url: str, tmp_path: Path) -> None:
+    # flush waits for what was recorded before the call, not for producers
+    # that never stop (they outrun the worker here: the queue overflows).
+    root = new_root("flood", sqlite_url, tmp_path / "spool", max_queue=2000)
+    stop = threading.Event()
+    produced = [0, 0]
+
+    def flood(k: int) -> None:
+        trace = root.trace
+        while not stop.is_set():
+            with trace.prod("flood"):
+                pass
+            produced[k] += 1
+
+    threads = [threading.Thread(target=flood, args=(k,), daemon=True) for k in range(2)]
+    for th in threads:
+        th.start()
+    try:
+        wait_until(lambda: root.stats().dropped_queue_full > 0, "the queue to overflow")
+        for _ in range(3):
+            assert root.flush(HANG) is True
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(HANG)
+    assert not any(th.is_alive() for th in threads)
+    assert root.flush(HANG) is True
+    root.close(HANG)
+    dropped = root.stats().dropped
+    assert dropped == root.stats().dropped_queue_full > 0
+    # What the hand-off could not take went to the spool: the next start replays it.
+    again = new_root("flood", sqlite_url, tmp_path / "spool")
+    wait_until(lambda: again.stats().spool_pending_bytes == 0, "the spool to be replayed")
+    again.close(HANG)
+    assert count(sqlite_url, "alamos_spans", "name = 'flood'") + dropped == sum(produced)
+
+
+def test_stats_add_up_over_exporters() -> None:
+    from alamos.report.delivery import DeliveryStats
+
+    stats = PipelineStats(
+        queued=3,
+        dropped_queue_full=5,
+        exporters={
+            "a": DeliveryStats(exported=10, spooled=4, replayed=4, dropped=1, torn_lines=2),
+            "b": DeliveryStats(exported=7, dropped=2, torn_lines=1, failures=3),
+        },
+    )
+    assert stats.dropped == 5 + 1 + 2
+    assert stats.torn_lines == 3
+    assert stats.exported == 10 + 4 + 7
