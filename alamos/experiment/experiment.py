@@ -49,7 +49,8 @@ class Experiment:
         self._reports: dict[str, tuple[Any, Level]] = {}
         self._session_id: str | None = None
         self._on = (False, False, False)
-        self.trace = Tracer(self, state.emit, state.sampler, state.debug)
+        direct = state.collector if not state.sync_sinks else None
+        self.trace = Tracer(self, state.emit, state.sampler, state.debug, direct)
         self.log = Logger(self, state.emit, state.console)
         self.metrics = Metrics(self)
         self.created_ns = time_ns()

@@ -184,6 +184,13 @@ class Collector:
             next(self._dropped)  # itertools.count: atomic under the GIL
             return
         q.append(item)
+        if n == self.batch_size or self._thread is None:
+            self._kick(n)
+
+    def _kick(self, n: int) -> None:
+        """After an append that made the queue ``n + 1`` long: wake the worker
+        once per batch, or start it on first use.  (``Span.__exit__`` inlines
+        ``put`` and calls this too.)"""
         if n == self.batch_size:
             self._wake.set()
         elif self._thread is None:

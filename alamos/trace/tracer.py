@@ -20,6 +20,7 @@ from alamos.trace.span import NoopSpan, Span, decorate
 
 if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment
+    from alamos.report.collector import Collector
 
 __all__ = ["SpanDecorator", "Tracer"]
 
@@ -43,6 +44,7 @@ class Tracer:
     __slots__ = (
         "_always",
         "_bench",
+        "_collector",
         "_debug",
         "_emit",
         "_exp",
@@ -67,10 +69,14 @@ class Tracer:
         emit: Callable[[Span], None],
         sampler: Sampler,
         track: bool,
+        collector: Collector | None = None,
     ) -> None:
         self._exp = exp
         self.path = exp.path
         self._emit = emit
+        # Set when ``emit`` is just ``collector.put``: Span.__exit__ then
+        # appends to the queue itself instead of calling ``emit``.
+        self._collector = collector
         self._sampler = sampler
         self._always = sampler.threshold >= _FULL
         self._track = track
