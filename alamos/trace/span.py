@@ -13,9 +13,6 @@ speed, and each shortcut below says why it is there:
 
 from __future__ import annotations
 
-import functools
-import inspect
-import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import Token
@@ -28,6 +25,7 @@ from alamos.experiment.level import Level
 from alamos.report.records import EventRecord, SpanContext, SpanRecord, new_span_record
 from alamos.trace.attributes import MAX_ATTRIBUTES, MAX_STRING, coerce_key, coerce_value
 from alamos.trace.context import CURRENT
+from alamos.trace.noop import EMPTY_ATTRIBUTES, INVALID_CONTEXT, NoopSpan
 
 if TYPE_CHECKING:
     from alamos.trace.tracer import Tracer
@@ -36,9 +34,6 @@ __all__ = ["INVALID_CONTEXT", "NoopSpan", "Span", "span_record"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 E = TypeVar("E", bound=BaseException)
-
-INVALID_CONTEXT = SpanContext("0" * 32, "0" * 16, sampled=False)
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 class Span:
@@ -323,7 +318,7 @@ class Span:
 
     @property
     def attributes(self) -> Mapping[str, Any]:
-        return MappingProxyType(self._attrs) if self._attrs else _EMPTY
+        return MappingProxyType(self._attrs) if self._attrs else EMPTY_ATTRIBUTES
 
     @property
     def events(self) -> tuple[EventRecord, ...]:
@@ -359,109 +354,13 @@ def span_record(span: Span, service: str, node: str) -> SpanRecord:
         span.end_ns if span.end_ns is not None else span.start_ns,
         span.status,
         span.error_text,
-        MappingProxyType(dict(attrs)) if attrs else _EMPTY,
+        MappingProxyType(dict(attrs)) if attrs else EMPTY_ATTRIBUTES,
         tuple(span._events) if span._events else (),
         service,
         node,
         span.session_id,
         span.location,
     )
-
-
-class NoopSpan:
-    """What a filtered-out factory returns: the same API, doing nothing.
-
-    One instance per tracer and level is shared by every call, so a
-    filtered-out ``with`` allocates nothing.  It keeps its tracer only so
-    that ``@exp.trace.debug("name")`` still works as a decorator when the
-    level is switched on later (spans are then named by ``__qualname__``).
-    """
-
-    __slots__ = ("_level", "_tracer")
-
-    name = ""
-    status = "unset"
-    error_text = None
-    start_ns = 0
-    end_ns = 0
-    session_id = None
-    parent_id = None
-    trace_id = INVALID_CONTEXT.trace_id
-    span_id = INVALID_CONTEXT.span_id
-    tracestate = None
-    sampled = False
-    recording = False
-    location = None
-    dropped_attributes = 0
-    attributes: Mapping[str, Any] = _EMPTY
-    events: tuple[EventRecord, ...] = ()
-    context = INVALID_CONTEXT
-
-    def __init__(self, tracer: Tracer | None, level: Level) -> None:
-        self._tracer = tracer
-        self._level = level
-
-    @property
-    def level(self) -> Level:
-        return self._level
-
-    @property
-    def path(self) -> str:
-        return "" if self._tracer is None else self._tracer.path
-
-    def __enter__(self) -> NoopSpan:
-        return self
-
-    def __exit__(self, et: object, exc: object, tb: object) -> None:
-        return None
-
-    def start(self) -> NoopSpan:
-        return self
-
-    def end(self) -> None:
-        return None
-
-    def set(self, key: str, value: Any) -> NoopSpan:
-        return self
-
-    def set_attributes(self, attributes: Mapping[str, Any]) -> NoopSpan:
-        return self
-
-    def event(self, name: str, /, **attributes: Any) -> NoopSpan:
-        return self
-
-    def set_status(self, status: str, description: str | None = None) -> NoopSpan:
-        return self
-
-    def error(self, exc: E) -> E:
-        return exc
-
-    def __call__(self, fn: F) -> F:
-        if self._tracer is None:
-            return fn
-        return self._tracer._decorate(self._level, None, fn)
-
-    def __repr__(self) -> str:
-        return f"<NoopSpan {self._level}>"
-
-
-def decorate(start: Callable[[], Span | NoopSpan], fn: F) -> F:
-    """Wrap ``fn`` (sync or async) so that each call runs inside ``start()``."""
-    if inspect.iscoroutinefunction(fn):
-
-        @functools.wraps(fn)
-        async def awrapper(*args: Any, **kwargs: Any) -> Any:
-            with start():
-                return await fn(*args, **kwargs)
-
-        return awrapper  # type: ignore[return-value]
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with start():
-            return fn(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _coerce_attrs(attributes: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
@@ -485,12 +384,3 @@ def _error_text(exc: BaseException) -> str:
     text = _safe_str(exc)
     name = type(exc).__qualname__
     return f"{name}: {text}" if text else name
-
-
-def caller_location(depth: int) -> str:
-    """``file:line`` of the frame ``depth`` levels above the caller."""
-    try:
-        frame = sys._getframe(depth + 1)
-    except ValueError:
-        return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"

@@ -8,6 +8,8 @@ one attribute check and returns a shared :class:`NoopSpan`.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -15,8 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from alamos.experiment.level import Level, LevelLike, parse_level
 from alamos.report.records import SpanContext
+from alamos.trace.noop import NoopSpan
 from alamos.trace.sampling import Sampler
-from alamos.trace.span import NoopSpan, Span, decorate
+from alamos.trace.span import Span
 
 if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment
@@ -221,3 +224,22 @@ def _user_location() -> str:
     if frame is None:
         return "<unknown>"
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+def decorate(start: Callable[[], Span | NoopSpan], fn: F) -> F:
+    """Wrap ``fn`` (sync or async) so that each call runs inside ``start()``."""
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def awrapper(*args: Any, **kwargs: Any) -> Any:
+            with start():
+                return await fn(*args, **kwargs)
+
+        return awrapper  # type: ignore[return-value]
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with start():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,103 @@
+"""What a filtered-out span factory returns: :class:`NoopSpan`.
+
+It has the same API as :class:`~alamos.trace.span.Span` and does nothing, so
+instrumented code never checks whether a level is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from alamos.experiment.level import Level
+from alamos.report.records import EventRecord, SpanContext
+
+if TYPE_CHECKING:
+    from alamos.trace.tracer import Tracer
+
+__all__ = ["EMPTY_ATTRIBUTES", "INVALID_CONTEXT", "NoopSpan"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=BaseException)
+
+#: The context of a span that is not recorded: all-zero ids (invalid in W3C).
+INVALID_CONTEXT = SpanContext("0" * 32, "0" * 16, sampled=False)
+EMPTY_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+
+
+class NoopSpan:
+    """What a filtered-out factory returns: the same API, doing nothing.
+
+    One instance per tracer and level is shared by every call, so a
+    filtered-out ``with`` allocates nothing.  It keeps its tracer only so
+    that ``@exp.trace.debug("name")`` still works as a decorator when the
+    level is switched on later (spans are then named by ``__qualname__``).
+    """
+
+    __slots__ = ("_level", "_tracer")
+
+    name = ""
+    status = "unset"
+    error_text = None
+    start_ns = 0
+    end_ns = 0
+    session_id = None
+    parent_id = None
+    trace_id = INVALID_CONTEXT.trace_id
+    span_id = INVALID_CONTEXT.span_id
+    tracestate = None
+    sampled = False
+    recording = False
+    location = None
+    dropped_attributes = 0
+    attributes: Mapping[str, Any] = EMPTY_ATTRIBUTES
+    events: tuple[EventRecord, ...] = ()
+    context = INVALID_CONTEXT
+
+    def __init__(self, tracer: Tracer | None, level: Level) -> None:
+        self._tracer = tracer
+        self._level = level
+
+    @property
+    def level(self) -> Level:
+        return self._level
+
+    @property
+    def path(self) -> str:
+        return "" if self._tracer is None else self._tracer.path
+
+    def __enter__(self) -> NoopSpan:
+        return self
+
+    def __exit__(self, et: object, exc: object, tb: object) -> None:
+        return None
+
+    def start(self) -> NoopSpan:
+        return self
+
+    def end(self) -> None:
+        return None
+
+    def set(self, key: str, value: Any) -> NoopSpan:
+        return self
+
+    def set_attributes(self, attributes: Mapping[str, Any]) -> NoopSpan:
+        return self
+
+    def event(self, name: str, /, **attributes: Any) -> NoopSpan:
+        return self
+
+    def set_status(self, status: str, description: str | None = None) -> NoopSpan:
+        return self
+
+    def error(self, exc: E) -> E:
+        return exc
+
+    def __call__(self, fn: F) -> F:
+        if self._tracer is None:
+            return fn
+        return self._tracer._decorate(self._level, None, fn)
+
+    def __repr__(self) -> str:
+        return f"<NoopSpan {self._level}>"
