@@ -49,7 +49,10 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
     url = db or os.environ.get("ALAMOS_DB") or DEFAULT_DB
     console = Console()
     since = time.time_ns()
-    root = alamos.new("demo", service="demo-api", db=url, level=level, console=False)
+    try:
+        root = alamos.new("demo", service="demo-api", db=url, level=level, console=False)
+    except (ValueError, ImportError) as exc:
+        raise click.UsageError(str(exc)) from None
     with Progress(
         TextColumn("[bold]demo[/]"),
         BarColumn(),
@@ -105,9 +108,9 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
 
 def _safe_url(url: str) -> str:
     """The URL without its password, for printing."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}"
-    return url
+    from alamos.report.sql import normalize_url
+
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except ValueError:
+        return "<invalid database URL>"

@@ -127,3 +127,19 @@ def test_bad_options_fail_clearly(tmp_path: Path) -> None:
     result = _run_demo(tmp_path, "--workers", "0")
     assert result.returncode == 2
     assert "--workers" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--db", "mysql://x"], "unsupported database URL 'mysql://x'"),
+        (["--level", "prod,bad path=debug"], "invalid level filter"),
+    ],
+)
+def test_bad_db_or_level_is_a_usage_error_not_a_traceback(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = _run_demo(tmp_path, *args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
