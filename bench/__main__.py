@@ -20,6 +20,7 @@ from bench.machine import load_average, machine_info, versions
 from bench.targets import TARGETS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+README = Path(__file__).resolve().parent.parent / "README.md"
 LATEST = RESULTS_DIR / "latest.json"
 PARTIAL = RESULTS_DIR / "partial.json"
 
@@ -171,7 +172,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from bench.report import print_table, render_markdown
+    from bench.report import print_table, render_markdown, update_readme
 
     if args.list:
         for name in ALL_NAMES:
@@ -185,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         docs.parent.mkdir(parents=True, exist_ok=True)
         docs.write_text(render_markdown(data), encoding="utf-8")
         print(f"rendered {docs}")
+        if args.docs is None and update_readme(README, data):
+            print(f"rendered the performance section of {README}")
         return 0
 
     names = select(args.only)
@@ -214,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         docs_path.parent.mkdir(parents=True, exist_ok=True)
         docs_path.write_text(render_markdown(data), encoding="utf-8")
         print(f"docs: {docs_path}")
+        if full and args.docs is None and update_readme(README, data):
+            print(f"readme: {README} (performance section)")
     errors = [r for r in data["results"] if r["status"] == "error"]
     for r in errors:
         print(f"error in {r['name']}: {r['reason']}", file=sys.stderr)

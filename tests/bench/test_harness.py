@@ -271,3 +271,31 @@ def test_isolated_loguru_leaves_the_global_logger_alone() -> None:
         logger.remove(sink)
     assert how == "isolated core"
     assert len(seen) == 1 and "to the global logger" in seen[0]
+
+
+def test_readme_section_is_replaced_between_the_markers(tmp_path: Path) -> None:
+    from bench.report import README_END, update_readme
+
+    data = json.loads((ROOT / "bench" / "results" / "latest.json").read_text())
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n\nbefore\n<!-- bench:start -->\nold table\n<!-- bench:end -->\nafter\n")
+    assert update_readme(readme, data)
+    text = readme.read_text()
+    assert "old table" not in text
+    assert text.startswith("# x\n\nbefore\n<!-- bench:start")
+    assert text.endswith(README_END + "\nafter\n")
+    assert "| operation | median |" in text and "Targets (issue 5" in text
+    assert data["machine"]["cpu_model"] in text
+    # Rendering twice gives the same README (the markers survive).
+    assert update_readme(readme, data)
+    assert readme.read_text() == text
+    # No markers: the file is left alone.
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("# nothing to replace\n")
+    assert not update_readme(plain, data)
+    assert plain.read_text() == "# nothing to replace\n"
+
+
+def test_the_repository_readme_has_the_generated_section() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "<!-- bench:start" in text and "<!-- bench:end -->" in text
