@@ -32,4 +32,10 @@ fi
 .venv/bin/ruff check alamos tests bench
 .venv/bin/ruff format --check alamos tests bench
 .venv/bin/mypy
+# The benchmark harness itself (issue 5): --quick runs every case briefly and
+# never checks thresholds; its output goes to bench/results/partial.* only.
+# It runs before pytest so that pytest's summary is the last line.
+if [[ $# -eq 0 ]]; then
+    .venv/bin/python -m bench --quick --no-table
+fi
 .venv/bin/pytest -q "$@"
