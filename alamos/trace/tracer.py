@@ -13,7 +13,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from alamos.experiment.level import Level, LevelLike, parse_level
 from alamos.report.records import SpanContext
@@ -95,6 +95,21 @@ class Tracer:
 
     # -- the factories (hot path) -------------------------------------------
 
+    @overload
+    def prod(
+        self, name: str, /, *, parent: Parent = ..., attributes: Mapping[str, Any] | None = ...
+    ) -> Span | NoopSpan: ...
+
+    @overload
+    def prod(
+        self,
+        name: None = ...,
+        /,
+        *,
+        parent: Parent = ...,
+        attributes: Mapping[str, Any] | None = ...,
+    ) -> SpanDecorator | NoopSpan: ...
+
     def prod(
         self,
         name: str | None = None,
@@ -102,7 +117,7 @@ class Tracer:
         *,
         parent: Parent = None,
         attributes: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> Span | NoopSpan | SpanDecorator:
         """A prod-level span named ``name``; with no name, a decorator."""
         if not self._prod:
             return self._noop_prod
@@ -113,6 +128,21 @@ class Tracer:
             span.set_attributes(attributes)
         return span
 
+    @overload
+    def debug(
+        self, name: str, /, *, parent: Parent = ..., attributes: Mapping[str, Any] | None = ...
+    ) -> Span | NoopSpan: ...
+
+    @overload
+    def debug(
+        self,
+        name: None = ...,
+        /,
+        *,
+        parent: Parent = ...,
+        attributes: Mapping[str, Any] | None = ...,
+    ) -> SpanDecorator | NoopSpan: ...
+
     def debug(
         self,
         name: str | None = None,
@@ -120,7 +150,7 @@ class Tracer:
         *,
         parent: Parent = None,
         attributes: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> Span | NoopSpan | SpanDecorator:
         """A debug-level span named ``name``; with no name, a decorator."""
         if not self._debug:
             return self._noop_debug
@@ -131,6 +161,21 @@ class Tracer:
             span.set_attributes(attributes)
         return span
 
+    @overload
+    def bench(
+        self, name: str, /, *, parent: Parent = ..., attributes: Mapping[str, Any] | None = ...
+    ) -> Span | NoopSpan: ...
+
+    @overload
+    def bench(
+        self,
+        name: None = ...,
+        /,
+        *,
+        parent: Parent = ...,
+        attributes: Mapping[str, Any] | None = ...,
+    ) -> SpanDecorator | NoopSpan: ...
+
     def bench(
         self,
         name: str | None = None,
@@ -138,7 +183,7 @@ class Tracer:
         *,
         parent: Parent = None,
         attributes: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> Span | NoopSpan | SpanDecorator:
         """A bench-level span named ``name``; with no name, a decorator."""
         if not self._bench:
             return self._noop_bench
@@ -149,6 +194,28 @@ class Tracer:
             span.set_attributes(attributes)
         return span
 
+    @overload
+    def span(
+        self,
+        level: LevelLike,
+        name: str,
+        /,
+        *,
+        parent: Parent = ...,
+        attributes: Mapping[str, Any] | None = ...,
+    ) -> Span | NoopSpan: ...
+
+    @overload
+    def span(
+        self,
+        level: LevelLike,
+        name: None = ...,
+        /,
+        *,
+        parent: Parent = ...,
+        attributes: Mapping[str, Any] | None = ...,
+    ) -> SpanDecorator | NoopSpan: ...
+
     def span(
         self,
         level: LevelLike,
@@ -157,7 +224,7 @@ class Tracer:
         *,
         parent: Parent = None,
         attributes: Mapping[str, Any] | None = None,
-    ) -> Any:
+    ) -> Span | NoopSpan | SpanDecorator:
         """The factory for a level given at run time."""
         lvl = parse_level(level)
         if lvl is Level.PROD:
