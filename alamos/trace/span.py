@@ -354,7 +354,8 @@ def span_record(span: Span, service: str, node: str) -> SpanRecord:
         span.end_ns if span.end_ns is not None else span.start_ns,
         span.status,
         span.error_text,
-        MappingProxyType(dict(attrs)) if attrs else EMPTY_ATTRIBUTES,
+        # No copy: a finished span ignores set(), so its dict never changes again.
+        MappingProxyType(attrs) if attrs else EMPTY_ATTRIBUTES,
         tuple(span._events) if span._events else (),
         service,
         node,
