@@ -79,11 +79,18 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
         )
     t0 = time.monotonic()
     durable = root.flush(timeout=60)
-    root.close()
+    root.close(timeout=60)
+    pending = root.stats().spool_pending_bytes
     console.print(
         f"{counters.requests} requests in {seconds:g}s over {workers} process(es); "
-        f"flushed in {time.monotonic() - t0:.2f}s"
-        + ("" if durable else " [yellow](not all durable yet: the rest is in the spool)[/]")
+        f"flushed and closed in {time.monotonic() - t0:.2f}s"
+        + ("" if durable else " [yellow](flush timed out)[/]")
+        + (
+            f" [yellow]({pending} bytes still in the spool: replayed at the next start,"
+            " so the summary below misses them)[/]"
+            if pending
+            else ""
+        )
     )
     summary = summarise(url, since, "demo%")
     table = Table(title=f"Per-layer summary (from {_safe_url(url)})")

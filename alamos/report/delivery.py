@@ -239,6 +239,7 @@ class Delivery:
         if thread is not None and thread.is_alive():
             log.warning("alamos: exporter %r still busy at close; not closed", self.exporter.name)
         else:
+            self._replay_before(deadline)
             try:
                 self.exporter.close()
             except Exception:
@@ -396,6 +397,36 @@ class Delivery:
             with self._cond:
                 self._inflight = None if spooled or batch.settled else batch  # else: held
         self._spool_queued()
+
+    def _replay_before(self, deadline: float | None) -> None:
+        """At close, with the thread stopped: if the exporter is healthy, replay
+        what the spool holds (batches a slow flush spooled, say) until
+        ``deadline``, so that a healthy database is complete when close returns
+        rather than at the next start.  What is left stays in the spool."""
+        spool = self._spool
+        if spool is None or self._failing or spool.pending() == 0:
+            return
+
+        def consume(batch: list[Record]) -> None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _Stop
+            self.exporter.export(batch)
+            with self._cond:
+                self._stats.replayed += len(batch)
+
+        try:
+            result = spool.replay(consume)
+        except Exception as exc:  # the spool folder itself is unreadable
+            log.warning("alamos: cannot replay spool %s at close: %s", spool.directory, exc)
+            return
+        with self._cond:
+            self._stats.torn_lines += result.torn_lines
+        if result.error is not None and not isinstance(result.error, _Stop):
+            log.warning(
+                "alamos: replay at close stopped (%s); the rest stays in %s",
+                result.error,
+                spool.directory,
+            )
 
     def _replay(self) -> ReplayStats | None:
         """Replay the spool through the exporter; None if the exporter failed."""

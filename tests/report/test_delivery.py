@@ -436,3 +436,26 @@ def test_forked_child_gets_its_own_thread_and_spool_file(
     wait_until(lambda: len(exporter.ids()) == 6, "both files replayed")
     assert exporter.ids() == ids_of(batch("child"), batch("parent"))
     assert delivery.close(HANG)
+
+
+def test_close_replays_what_a_slow_flush_spooled_when_the_exporter_is_healthy(
+    make_delivery: Callable[..., Delivery], exporter: SqliteExporter, tmp_path: Path
+) -> None:
+    # A flush that outwaits its grace period spools the unfinished batches
+    # (durable, returns True); once the exporter is healthy again, close()
+    # must leave the database complete and the spool empty, not wait for the
+    # next start.
+    delivery = make_delivery(exporter, spool_dir=tmp_path / "spool", stall_timeout=0.05)
+    exporter.running.clear()  # stalled
+    batches = [batch(f"b{i}", 5) for i in range(6)]
+    for b in batches:
+        delivery.submit(b)
+    assert exporter.entered.wait(HANG)
+    assert delivery.flush(timeout=HANG)
+    assert delivery.stats.spooled > 0
+    exporter.running.set()  # healthy again
+    assert delivery.close(timeout=HANG)
+    assert exporter.ids() == ids_of(*batches)
+    assert delivery.spool is not None
+    assert delivery.spool.pending() == 0
+    assert delivery.stats.replayed > 0
