@@ -406,30 +406,12 @@ class Delivery:
         spool = self._spool
         if spool is None or self._failing or spool.pending() == 0:
             return
+        self._replay(lambda: deadline is not None and time.monotonic() >= deadline)
 
-        def consume(batch: list[Record]) -> None:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise _Stop
-            self.exporter.export(batch)
-            with self._cond:
-                self._stats.replayed += len(batch)
-
-        try:
-            result = spool.replay(consume)
-        except Exception as exc:  # the spool folder itself is unreadable
-            log.warning("alamos: cannot replay spool %s at close: %s", spool.directory, exc)
-            return
-        with self._cond:
-            self._stats.torn_lines += result.torn_lines
-        if result.error is not None and not isinstance(result.error, _Stop):
-            log.warning(
-                "alamos: replay at close stopped (%s); the rest stays in %s",
-                result.error,
-                spool.directory,
-            )
-
-    def _replay(self) -> ReplayStats | None:
-        """Replay the spool through the exporter; None if the exporter failed."""
+    def _replay(self, stop: Callable[[], bool] | None = None) -> ReplayStats | None:
+        """Replay the spool through the exporter; None if the exporter failed.
+        ``stop()`` (default: the delivery is stopping) ends it early."""
+        should_stop = stop if stop is not None else (lambda: self._stopping)
         with self._cond:
             self._spool_dirty = False
         spool = self._spool
@@ -437,7 +419,7 @@ class Delivery:
             return ReplayStats()
 
         def consume(batch: list[Record]) -> None:
-            if self._stopping:
+            if should_stop():
                 raise _Stop
             self.exporter.export(batch)
             with self._cond:
