@@ -89,7 +89,11 @@ def test_sigkilled_producer_is_replayed_at_next_start(tmp_path: Path) -> None:
     assert len(set(flushed)) == FLUSHED
 
     # A crash mid-write: half a line, no newline, at the end of its spool file.
-    (mine,) = [p for p in spool_files(spool) if p.name.startswith(f"spool-{proc.pid}-")]
+    # (Each retry replays the spool and so rotates the process's file: there
+    # may be several; tear the end of the one holding the most batches.)
+    mine_all = [p for p in spool_files(spool) if p.name.startswith(f"spool-{proc.pid}-")]
+    assert mine_all, f"no spool file of the producer in {spool}"
+    mine = max(mine_all, key=lambda p: len(p.read_bytes().splitlines()))
     lines = mine.read_bytes().splitlines(keepends=True)
     assert len(lines) > 1
     with mine.open("ab") as f:
