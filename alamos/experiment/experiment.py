@@ -132,14 +132,15 @@ class Experiment:
     # -- levels ---------------------------------------------------------------
 
     def _enabled(self, level: Level) -> bool:
-        return self._root_state.enabled(level, self.path)
+        # The booleans _refresh() stored: the one answer for spans, logs,
+        # metrics and reports, closed tree included.
+        bench, debug, prod = self._on
+        return prod if level is Level.PROD else debug if level is Level.DEBUG else bench
 
     def enabled(self, level: LevelLike) -> bool:
         """Whether records of ``level`` made here are kept right now (never
         once the tree is closed)."""
-        bench, debug, prod = self._on
-        lvl = parse_level(level)
-        return prod if lvl is Level.PROD else debug if lvl is Level.DEBUG else bench
+        return self._enabled(parse_level(level))
 
     def _refresh(self) -> None:
         state = self._root_state

@@ -296,3 +296,13 @@ def test_serve_errors(root: Experiment) -> None:
             alamos.metrics.serve(root, port=bad)  # type: ignore[arg-type]
     with alamos.metrics.serve(root, port=0) as first, pytest.raises(OSError):
         alamos.metrics.serve(root, port=first.port)
+
+
+def test_metrics_are_no_ops_after_close(rec: Recorder) -> None:
+    root = rec.new("server")
+    writes = root.metrics.counter("writes")
+    writes.inc()
+    root.close()
+    assert not writes.enabled
+    writes.inc(5)  # after close every call is a no-op, metrics included
+    assert writes.prometheus._value.get() == 1.0
