@@ -29,6 +29,7 @@ from alamos.report.records import (
 )
 from alamos.trace import sampling
 from alamos.trace.context import current_span
+from alamos.trace.propagation import extract, inject
 from alamos.trace.span import NoopSpan, Span
 
 __all__ = [
@@ -56,22 +57,3 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
-
-
-def inject(carrier: dict[str, str], context: SpanContext | None = None) -> None:
-    """Write ``traceparent`` (and ``tracestate``) for the current span (or
-    ``context``) into ``carrier``."""
-    from alamos.trace.propagation import inject as _inject
-
-    _inject(carrier, context)
-
-
-def extract(carrier: object) -> SpanContext | None:
-    """The remote span context in ``carrier``'s headers, or ``None`` if missing
-    or malformed.  Never raises."""
-    from alamos.trace.propagation import extract as _extract
-
-    try:
-        return _extract(carrier)  # type: ignore[arg-type]
-    except Exception:
-        return None

@@ -223,12 +223,12 @@ class Collector:
             try:
                 self._drain()
                 now = monotonic()
-                snapshots = not self._closing  # close() brings the last ones itself
-                if snapshots and (req > self._flush_done or now >= next_metrics):
-                    self._submit(metric_records_of(self._root()))
+                root = None if self._closing else self._root()  # close() brings the last ones
+                if root is not None and (req > self._flush_done or now >= next_metrics):
+                    self._submit(list(metric_records(root)))
                     next_metrics = now + self.metrics_interval
-                if snapshots and now >= next_report:
-                    self._submit(report_records_of(self._root()))
+                if root is not None and now >= next_report:
+                    self._submit(list(report_records(root)))
                     next_report = now + self.report_interval
                 self._drain()
                 self._report_drops()
@@ -342,11 +342,3 @@ class Collector:
 def _count_value(counter: itertools.count[int]) -> int:
     text = repr(counter)  # "count(5)"
     return int(text[text.index("(") + 1 : -1])
-
-
-def metric_records_of(root: Experiment | None) -> list[Record]:
-    return list(metric_records(root)) if root is not None else []
-
-
-def report_records_of(root: Experiment | None) -> list[Record]:
-    return list(report_records(root)) if root is not None else []
