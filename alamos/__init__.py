@@ -9,31 +9,55 @@
     with cesium.trace.prod("write") as span:
         span.set("bytes", 1024)
         cesium.log.info("wrote {n} bytes", n=1024)
+
+The layering
+------------
+Data flows one way: instrument → record → collector → delivery → exporter →
+database, and imports follow the same direction (import-linter contracts in
+``pyproject.toml`` enforce it, ``lint-imports`` runs in CI):
+
+1. ``alamos.core``, the ground floor, imports nothing else from alamos:
+   levels, records, span context, ids, safe values, the exporter protocol,
+   the hand-off queue, errors, process-wide state.
+2. The instruments ``alamos.trace``, ``alamos.log`` and ``alamos.metrics``,
+   and the export side ``alamos.report`` (``pipeline``: collector, delivery,
+   spool; ``sql``: the SQL exporter; ``query``: reading traces back), import
+   only the ground floor, and not each other (``report.query`` reads through
+   ``report.sql``).  An instrument gets its scope when it is built (a
+   :class:`~alamos.core.scope.Scope`, the hand-off's ``put``, callbacks), never
+   the tree.
+3. ``alamos.experiment``, the composition root, is the only package that
+   imports all of the above: it reads the configuration, builds the pipeline
+   and the tree.
+4. ``alamos.testing``, ``alamos.asgi``, ``alamos.httpx``, ``alamos.demo`` and
+   ``alamos.cli`` sit on top.
 """
 
-from alamos.experiment.experiment import Experiment
-from alamos.experiment.filter import Filter
-from alamos.experiment.level import Level
-from alamos.experiment.lifecycle import UnendedSpansError, new
-from alamos.experiment.noop import NOOP
-from alamos.experiment.session import DebugSession
-from alamos.report.exporter import Exporter
-from alamos.report.records import (
+from alamos.core.context import SpanContext
+from alamos.core.errors import AlamosError, SchemaVersionError, TraceQueryError, UnendedSpansError
+from alamos.core.exporter import Exporter
+from alamos.core.level import Level
+from alamos.core.records import (
     EventRecord,
     ExperimentRecord,
     LogRecord,
     MetricRecord,
     ReportRecord,
-    SpanContext,
     SpanRecord,
 )
+from alamos.experiment.experiment import Experiment
+from alamos.experiment.filter import Filter
+from alamos.experiment.lifecycle import new
+from alamos.experiment.noop import NOOP
+from alamos.experiment.session import DebugSession
+from alamos.report.sql import SQLExporter
 from alamos.trace import sampling
-from alamos.trace.context import current_span
 from alamos.trace.propagation import extract, inject
-from alamos.trace.span import NoopSpan, Span
+from alamos.trace.span import NoopSpan, Span, current_span
 
 __all__ = [
     "NOOP",
+    "AlamosError",
     "DebugSession",
     "EventRecord",
     "Experiment",
@@ -45,9 +69,12 @@ __all__ = [
     "MetricRecord",
     "NoopSpan",
     "ReportRecord",
+    "SQLExporter",
+    "SchemaVersionError",
     "Span",
     "SpanContext",
     "SpanRecord",
+    "TraceQueryError",
     "UnendedSpansError",
     "current_span",
     "extract",

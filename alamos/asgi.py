@@ -34,9 +34,9 @@ import contextvars
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from alamos.core.context import CURRENT
+from alamos.core.level import LevelLike, parse_level
 from alamos.experiment.experiment import Experiment
-from alamos.experiment.level import LevelLike, parse_level
-from alamos.trace.context import CURRENT
 from alamos.trace.propagation import extract
 from alamos.trace.span import NoopSpan, Span
 

@@ -38,8 +38,8 @@ from typing import TypeVar
 
 import httpx
 
+from alamos.core.level import Level, LevelLike, parse_level
 from alamos.experiment.experiment import Experiment
-from alamos.experiment.level import Level, LevelLike, parse_level
 from alamos.trace.propagation import TRACEPARENT, TRACESTATE, inject
 from alamos.trace.span import NoopSpan, Span
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import alamos
-from alamos.experiment.level import Level, parse_level
-from alamos.report.records import Record
+from alamos.core.level import Level, parse_level
+from alamos.core.records import Record
 
 __all__ = [
     "ALAMOS_ENV",

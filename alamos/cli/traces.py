@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import click
 
 from alamos.cli import main
+from alamos.core.records import LogRecord, SpanRecord
 from alamos.report.query import (
     TraceNode,
     TraceQueryError,
@@ -28,7 +29,6 @@ from alamos.report.query import (
     unattached_logs,
     valid_trace_id,
 )
-from alamos.report.records import LogRecord, SpanRecord
 
 __all__ = ["clean", "parse_since", "trace", "traces"]
 

@@ -13,21 +13,21 @@ from time import time_ns
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from alamos.core.level import Level, LevelLike, parse_level
+from alamos.core.records import ExperimentRecord
 from alamos.experiment.filter import coerce_filter
 from alamos.experiment.keys import validate_key, validate_path
-from alamos.experiment.level import Level, LevelLike, parse_level
 from alamos.experiment.session import DebugSession
 from alamos.log.logger import Logger
 from alamos.metrics.factory import Metrics
 from alamos.report.providers import Provider, call_provider, metric_summary
-from alamos.report.records import ExperimentRecord
 from alamos.trace.tracer import Tracer
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from alamos.experiment.root import RootState
-    from alamos.report.stats import PipelineStats
+    from alamos.report.pipeline.stats import PipelineStats
 
 __all__ = ["Experiment"]
 
@@ -231,8 +231,8 @@ class Experiment:
     def stats(self) -> PipelineStats:
         """Counters of the tree's export pipeline in this process: queued,
         exported, spooled, replayed, dropped, torn spool lines skipped (see
-        :class:`alamos.report.stats.PipelineStats`).  Readable after close."""
-        from alamos.report.stats import pipeline_stats
+        :class:`alamos.report.pipeline.stats.PipelineStats`).  Readable after close."""
+        from alamos.report.pipeline.stats import pipeline_stats
 
         return pipeline_stats(self._root_state.collector)
 

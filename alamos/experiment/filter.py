@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from alamos.core.level import Level, parse_level
 from alamos.experiment.keys import validate_path
-from alamos.experiment.level import Level, parse_level
 
 __all__ = ["Filter", "coerce_filter", "level_from_env"]
 

@@ -20,13 +20,14 @@ from typing import Any
 
 from loguru import logger as _loguru
 
+from alamos.core.errors import UnendedSpansError
+from alamos.core.exporter import Exporter
+from alamos.core.records import Record
 from alamos.experiment.experiment import Experiment
 from alamos.experiment.filter import coerce_filter
 from alamos.experiment.keys import validate_key
 from alamos.experiment.root import RootState
-from alamos.report.collector import Collector, metric_records, report_records, to_record
-from alamos.report.exporter import Exporter
-from alamos.report.records import Record
+from alamos.report.pipeline.collector import Collector, metric_records, report_records, to_record
 from alamos.trace.sampling import coerce_sampler
 
 __all__ = ["UnendedSpansError", "close_tree", "new"]
@@ -36,15 +37,6 @@ ENV_SPOOL = "ALAMOS_SPOOL_DIR"
 ENV_CONSOLE = "ALAMOS_CONSOLE"
 
 _OPEN: weakref.WeakSet[Experiment] = weakref.WeakSet()
-
-
-class UnendedSpansError(RuntimeError):
-    """Raised at close in ``debug=True, strict=True`` mode when spans were
-    started and never ended.  ``.spans`` lists them."""
-
-    def __init__(self, message: str, spans: Sequence[Any]) -> None:
-        super().__init__(message)
-        self.spans = list(spans)
 
 
 def default_node() -> str:
@@ -91,7 +83,7 @@ def new(
         if not isinstance(exporter, Exporter):
             raise TypeError(
                 f"{exporter!r} is not an exporter: it needs min_level, name, synchronous, "
-                "export(records) and close() (see alamos.report.exporter.Exporter)"
+                "export(records) and close() (see alamos.core.exporter.Exporter)"
             )
     if db_url:
         from alamos.report.sql import SQLExporter
@@ -126,7 +118,7 @@ def new(
             dropped_counter[0].labels(label).inc(count)
 
     if background:
-        from alamos.report.delivery import Delivery
+        from alamos.report.pipeline.delivery import Delivery
 
         spool_base = Path(spool_dir) if spool_dir is not None else default_spool_dir()
         # The hand-off to each delivery holds at most about max_queue records

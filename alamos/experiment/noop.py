@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from alamos.core.level import LevelLike, parse_level
 from alamos.experiment.experiment import Experiment
 from alamos.experiment.filter import Filter
 from alamos.experiment.keys import validate_key
-from alamos.experiment.level import LevelLike, parse_level
 from alamos.experiment.root import RootState
 from alamos.experiment.session import DebugSession
 from alamos.metrics.factory import NoopMetrics

@@ -15,14 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
+from alamos.core.exporter import Exporter
+from alamos.core.level import Level
 from alamos.experiment.filter import Filter
-from alamos.experiment.level import Level
 from alamos.experiment.session import DebugSession
-from alamos.report.exporter import Exporter
 
 if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment
-    from alamos.report.collector import Collector
+    from alamos.report.pipeline.collector import Collector
     from alamos.trace.sampling import Sampler
     from alamos.trace.span import Span
 

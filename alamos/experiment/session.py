@@ -14,7 +14,7 @@ from random import getrandbits
 from time import time_ns
 from typing import TYPE_CHECKING
 
-from alamos.experiment.level import Level
+from alamos.core.level import Level
 
 if TYPE_CHECKING:
     from alamos.experiment.root import RootState

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger as _loguru
 
+from alamos.core.attributes import MAX_ATTRIBUTES, coerce_key, coerce_value
+from alamos.core.context import CURRENT
 from alamos.log.logger import LOG_ITEM
-from alamos.trace.attributes import MAX_ATTRIBUTES, coerce_key, coerce_value
-from alamos.trace.context import CURRENT
 
 if TYPE_CHECKING:
     from loguru import Message, Record

@@ -3,7 +3,7 @@
 alamos keeps two sides apart:
 
 * the **record** side: every emitted call becomes a
-  :class:`~alamos.report.records.LogRecord` carrying the experiment path,
+  :class:`~alamos.core.records.LogRecord` carrying the experiment path,
   the current span's ids and the debug session id, bound for the exporters.
   It is cheap: a formatted message, a timestamp and a small tuple, with no
   frame object, datetime, thread or process lookups of loguru's record;
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger as _loguru
 
-from alamos.trace.attributes import MAX_ATTRIBUTES, coerce_key, coerce_value
-from alamos.trace.context import CURRENT
+from alamos.core.attributes import MAX_ATTRIBUTES, coerce_key, coerce_value
+from alamos.core.context import CURRENT
 
 if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment

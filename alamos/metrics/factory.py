@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from alamos.experiment.level import LevelLike, parse_level
+from alamos.core.level import LevelLike, parse_level
 from alamos.metrics.metric import KINDS, Counter, Gauge, Histogram, Metric
 
 if TYPE_CHECKING:
@@ -176,6 +176,6 @@ class NoopMetrics:
 
 
 def _noop_metric(cls: type[Metric], name: str, labelnames: Sequence[str]) -> Metric:
-    from alamos.experiment.level import Level
+    from alamos.core.level import Level
 
     return cls("", name, name, None, Level.PROD, labelnames)

@@ -15,7 +15,7 @@ from typing import Any
 
 import prometheus_client as prom
 
-from alamos.experiment.level import Level
+from alamos.core.level import Level
 
 __all__ = ["Counter", "Gauge", "Histogram", "Metric", "Sample"]
 

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from alamos.experiment.level import Level
+from alamos.core.level import Level
 from alamos.metrics.metric import Metric
 
 __all__ = ["Provider", "ReportProvider", "call_provider", "jsonable", "metric_summary"]

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from alamos.report.records import LogRecord, SpanRecord
+from alamos.core.records import LogRecord, SpanRecord
 
 __all__ = [
     "ERROR_LOG_LEVELS",

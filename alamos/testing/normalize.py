@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 import attrs
 
-from alamos.experiment.level import Level
-from alamos.report.records import (
+from alamos.core.level import Level
+from alamos.core.records import (
     EventRecord,
     ExperimentRecord,
     LogRecord,

@@ -24,7 +24,7 @@ import difflib
 import textwrap
 from collections.abc import Sequence
 
-from alamos.report.records import SpanRecord
+from alamos.core.records import SpanRecord
 
 __all__ = ["canonical_outline", "outline", "outline_diff"]
 

@@ -40,12 +40,12 @@ from typing import Any
 import attrs
 import pytest
 
+from alamos.core.context import CURRENT
+from alamos.core.records import LogRecord
 from alamos.experiment.experiment import Experiment
 from alamos.experiment.lifecycle import UnendedSpansError
-from alamos.report.records import LogRecord
 from alamos.testing.match import describe_log
 from alamos.testing.recorder import Recorder
-from alamos.trace.context import CURRENT
 from alamos.trace.span import Span
 
 __all__ = ["alamos_experiment", "alamos_recorder"]

@@ -18,10 +18,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict, TypeVar, Unpack
 
-from alamos.experiment.experiment import Experiment
-from alamos.experiment.level import Level, LevelLike, parse_level
-from alamos.report.records import (
-    LOG_LEVELS,
+from alamos.core.level import LOG_LEVELS, Level, LevelLike, parse_level
+from alamos.core.records import (
     ExperimentRecord,
     LogRecord,
     MetricRecord,
@@ -29,6 +27,7 @@ from alamos.report.records import (
     ReportRecord,
     SpanRecord,
 )
+from alamos.experiment.experiment import Experiment
 from alamos.testing.match import (
     attributes_match,
     describe_log,

@@ -10,19 +10,18 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from alamos.experiment.level import Level
-from alamos.report.records import EventRecord, SpanContext
+from alamos.core.context import INVALID_CONTEXT
+from alamos.core.level import Level
+from alamos.core.records import EventRecord
 
 if TYPE_CHECKING:
     from alamos.trace.tracer import Tracer
 
-__all__ = ["EMPTY_ATTRIBUTES", "INVALID_CONTEXT", "NoopSpan"]
+__all__ = ["EMPTY_ATTRIBUTES", "NoopSpan"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 E = TypeVar("E", bound=BaseException)
 
-#: The context of a span that is not recorded: all-zero ids (invalid in W3C).
-INVALID_CONTEXT = SpanContext("0" * 32, "0" * 16, sampled=False)
 EMPTY_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 
 

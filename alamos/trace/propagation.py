@@ -22,7 +22,7 @@ import re
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any
 
-from alamos.report.records import SpanContext
+from alamos.core.context import CURRENT, SpanContext
 from alamos.trace.tracestate import TraceState
 
 __all__ = [
@@ -136,11 +136,7 @@ def inject(carrier: MutableMapping[str, str], context: SpanContext | None = None
     valid state is idempotent and costs microseconds next to a network call.
     """
     if context is None:
-        # Imported here: the span machinery imports this module's neighbours,
-        # and propagation must stay importable on its own.
-        from alamos.trace.context import current_span
-
-        span = current_span()
+        span = CURRENT.get()
         if span is None:
             return
         context = span.context

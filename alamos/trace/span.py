@@ -7,7 +7,7 @@ speed, and each shortcut below says why it is there:
   when somebody asks (``span.context``) or when the collector's worker builds
   the record, off the instrumented thread;
 * a finished span is handed to its root's emitter as is; the
-  :class:`~alamos.report.records.SpanRecord` is built later by the worker;
+  :class:`~alamos.core.records.SpanRecord` is built later by the worker;
 * attributes and events are allocated on first use only.
 """
 
@@ -21,16 +21,16 @@ from time import time_ns
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from alamos.experiment.level import Level
-from alamos.report.records import EventRecord, SpanContext, SpanRecord, new_span_record
-from alamos.trace.attributes import MAX_ATTRIBUTES, MAX_STRING, coerce_key, coerce_value
-from alamos.trace.context import CURRENT
-from alamos.trace.noop import EMPTY_ATTRIBUTES, INVALID_CONTEXT, NoopSpan
+from alamos.core.attributes import MAX_ATTRIBUTES, MAX_STRING, coerce_key, coerce_value
+from alamos.core.context import CURRENT, SpanContext
+from alamos.core.level import Level
+from alamos.core.records import EventRecord, SpanRecord, new_span_record
+from alamos.trace.noop import EMPTY_ATTRIBUTES, NoopSpan
 
 if TYPE_CHECKING:
     from alamos.trace.tracer import Tracer
 
-__all__ = ["INVALID_CONTEXT", "NoopSpan", "Span", "span_record"]
+__all__ = ["NoopSpan", "Span", "current_span"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 E = TypeVar("E", bound=BaseException)
@@ -228,7 +228,7 @@ class Span:
     # -- data -------------------------------------------------------------
 
     def set(self, key: str, value: Any) -> Span:
-        """Set one attribute (see :mod:`alamos.trace.attributes` for the rules)."""
+        """Set one attribute (see :mod:`alamos.core.attributes` for the rules)."""
         if self.end_ns is not None:
             return self
         attrs = self._attrs
@@ -330,6 +330,12 @@ class Span:
 
     def __repr__(self) -> str:
         return f"<Span {self.path}:{self.name} {self.status} trace={self.trace_id}>"
+
+
+def current_span() -> Span | None:
+    """The span now current in this context, or ``None``."""
+    span: Span | None = CURRENT.get()
+    return span
 
 
 def span_record(span: Span, service: str, node: str) -> SpanRecord:

@@ -15,15 +15,15 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from alamos.experiment.level import Level, LevelLike, parse_level
-from alamos.report.records import SpanContext
+from alamos.core.context import SpanContext
+from alamos.core.level import Level, LevelLike, parse_level
 from alamos.trace.noop import NoopSpan
 from alamos.trace.sampling import Sampler
 from alamos.trace.span import Span
 
 if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment
-    from alamos.report.collector import Collector
+    from alamos.report.pipeline.collector import Collector
 
 __all__ = ["SpanDecorator", "Tracer"]
 

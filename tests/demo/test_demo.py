@@ -67,7 +67,7 @@ def test_demo_on_the_embedded_default_writes_alamos_db_and_summarises(tmp_path: 
 def test_summary_percentiles_and_errors_come_from_sql(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     engine = sa.create_engine(normalize_url(url))
-    from alamos.report.schema import ensure_schema, spans
+    from alamos.report.sql.schema import ensure_schema, spans
 
     ensure_schema(engine)
     rows = [

@@ -6,7 +6,7 @@ import pytest
 
 import alamos
 from alamos import Filter, Level
-from alamos.experiment.level import parse_level
+from alamos.core.level import parse_level
 from alamos.testing import Recorder
 
 LEVEL_ERROR = (

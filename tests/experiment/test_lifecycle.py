@@ -16,7 +16,7 @@ import pytest
 
 import alamos
 from alamos import Experiment, Level, UnendedSpansError
-from alamos.report.records import Record, SpanRecord
+from alamos.core.records import Record, SpanRecord
 from alamos.testing import Recorder
 
 

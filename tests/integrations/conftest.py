@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import uvicorn
 
-from alamos.report.records import SpanRecord
+from alamos.core.records import SpanRecord
 from alamos.testing import Recorder
 
 START_TIMEOUT = 10.0

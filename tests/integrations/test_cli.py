@@ -95,7 +95,7 @@ def test_traces_filters(db: tuple[str, str, str]) -> None:
 
 
 def test_since_excludes_old_traces(sqlite_url: str, tmp_path: Path) -> None:
-    from alamos.report.records import SpanContext
+    from alamos.core.context import SpanContext
 
     record_traces(sqlite_url, tmp_path)
     old = parse_since("2h")

@@ -24,8 +24,8 @@ from sqlalchemy import create_engine
 from sqlalchemy import select as sql_select
 
 from alamos.report.query import build_tree, load_trace, recent_traces
-from alamos.report.schema import spans as spans_table
 from alamos.report.sql import normalize_url
+from alamos.report.sql.schema import spans as spans_table
 
 SCRIPT = Path(__file__).with_name("chain_service.py")
 START_TIMEOUT = 30.0

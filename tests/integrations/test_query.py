@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from alamos.cli import main
-from alamos.experiment.level import Level
+from alamos.core.level import Level
+from alamos.core.records import EventRecord, LogRecord, SpanRecord
 from alamos.report.query import (
     TraceQueryError,
     build_tree,
@@ -20,7 +21,6 @@ from alamos.report.query import (
     recent_traces,
     unattached_logs,
 )
-from alamos.report.records import EventRecord, LogRecord, SpanRecord
 from alamos.report.sql import SQLExporter
 
 T1 = "11111111111111111111111111111111"

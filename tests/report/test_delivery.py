@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from alamos.experiment.level import Level
-from alamos.report.codec import dumps_batch
-from alamos.report.delivery import Delivery
-from alamos.report.records import LogRecord, Record
-from alamos.report.spool import Spool
+from alamos.core.level import Level
+from alamos.core.records import LogRecord, Record
+from alamos.report.pipeline.codec import dumps_batch
+from alamos.report.pipeline.delivery import Delivery
+from alamos.report.pipeline.spool import Spool
 
 ROOT = Path(__file__).resolve().parents[2]
 HANG = 30.0  # generous "did not hang" guard; never a performance assertion
@@ -253,8 +253,8 @@ def test_replay_after_a_sigkilled_writer(exporter: SqliteExporter, tmp_path: Pat
     code = """
         import sys
         from pathlib import Path
-        from alamos.report.records import LogRecord
-        from alamos.report.spool import Spool
+        from alamos.core.records import LogRecord
+        from alamos.report.pipeline.spool import Spool
 
         spool = Spool(Path(sys.argv[1]))
         i = 0

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import alamos
 from alamos import Level
-from alamos.report.records import Record, SpanRecord
+from alamos.core.records import Record, SpanRecord
 
 from .pipeline_support import HANG, new_root, wait_until
 

@@ -12,8 +12,8 @@ import pytest
 
 import alamos
 from alamos import Level
-from alamos.report.records import Record, SpanRecord
-from alamos.report.stats import PipelineStats
+from alamos.core.records import Record, SpanRecord
+from alamos.report.pipeline.stats import PipelineStats
 
 from .pipeline_support import HANG, count, new_root, run_script, wait_until
 
@@ -206,7 +206,7 @@ def test_flush_returns_while_producers_outrun_the_worker(sqlite_url: str, tmp_pa
 
 
 def test_stats_add_up_over_exporters() -> None:
-    from alamos.report.delivery import DeliveryStats
+    from alamos.report.pipeline.delivery import DeliveryStats
 
     stats = PipelineStats(
         queued=3,

@@ -14,10 +14,8 @@ import attrs
 import pytest
 
 import alamos
-from alamos.experiment.level import Level
-from alamos.report import rows as rows_module
-from alamos.report.coerce import json_col
-from alamos.report.records import (
+from alamos.core.level import Level
+from alamos.core.records import (
     EventRecord,
     LogRecord,
     SpanContext,
@@ -25,9 +23,11 @@ from alamos.report.records import (
     new_log_record,
     new_span_record,
 )
-from alamos.report.rows import convert
 from alamos.report.sql import SQLExporter
-from alamos.report.writers import SQLITE_CHUNK
+from alamos.report.sql import rows as rows_module
+from alamos.report.sql.coerce import json_col
+from alamos.report.sql.rows import convert
+from alamos.report.sql.writers import SQLITE_CHUNK
 from alamos.testing import Recorder
 
 T0 = 1_700_000_000_000_000_000

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from alamos.experiment.level import Level
-from alamos.report.codec import decode, dumps_batch, encode, loads_batch
-from alamos.report.records import (
+from alamos.core.level import Level
+from alamos.core.records import (
     EventRecord,
     ExperimentRecord,
     LogRecord,
@@ -25,7 +24,8 @@ from alamos.report.records import (
     ReportRecord,
     SpanRecord,
 )
-from alamos.report.spool import Spool
+from alamos.report.pipeline.codec import decode, dumps_batch, encode, loads_batch
+from alamos.report.pipeline.spool import Spool
 
 ROOT = Path(__file__).resolve().parents[2]
 HANG = 60.0  # generous "did not hang" guard for subprocesses
@@ -334,9 +334,9 @@ def run_child() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 CHILD_PRELUDE = """
     import os, sys, time
     from pathlib import Path
-    from alamos.report.codec import dumps_batch
-    from alamos.report.records import LogRecord
-    from alamos.report.spool import Spool
+    from alamos.report.pipeline.codec import dumps_batch
+    from alamos.core.records import LogRecord
+    from alamos.report.pipeline.spool import Spool
 
     def batch(i):
         return [LogRecord(id=f"b{i}-{j}", ts_ns=j, path="p", level="INFO", message="m" * 200,

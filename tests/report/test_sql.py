@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
 
-from alamos.experiment.level import Level
-from alamos.report import schema
-from alamos.report.exporter import Exporter
-from alamos.report.records import (
+from alamos.core.exporter import Exporter
+from alamos.core.level import Level
+from alamos.core.records import (
     EventRecord,
     ExperimentRecord,
     LogRecord,
@@ -26,15 +25,10 @@ from alamos.report.records import (
     ReportRecord,
     SpanRecord,
 )
-from alamos.report.schema import SCHEMA_VERSION, SchemaVersionError, ensure_schema
-from alamos.report.sql import (
-    SQLExporter,
-    clean_text,
-    dumps_json,
-    json_safe,
-    normalize_url,
-    rows_for,
-)
+from alamos.report.sql import SQLExporter, normalize_url, schema
+from alamos.report.sql.coerce import clean_text, dumps_json, json_safe
+from alamos.report.sql.rows import rows_for
+from alamos.report.sql.schema import SCHEMA_VERSION, SchemaVersionError, ensure_schema
 
 T0 = 1_700_000_000_000_000_000
 INJECTION = "'; DROP TABLE alamos_spans; --"

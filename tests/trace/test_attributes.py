@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from alamos import Experiment
-from alamos.testing import Recorder
-from alamos.trace.attributes import (
+from alamos.core.attributes import (
     MAX_ATTRIBUTES,
     MAX_KEY,
     MAX_SEQUENCE,
@@ -17,6 +16,7 @@ from alamos.trace.attributes import (
     coerce_key,
     coerce_value,
 )
+from alamos.testing import Recorder
 
 
 @pytest.fixture

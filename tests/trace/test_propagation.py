@@ -17,8 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alamos.report.records import SpanContext
-from alamos.trace.context import CURRENT
+from alamos.core.context import CURRENT, SpanContext
 from alamos.trace.propagation import (
     TraceState,
     extract,

@@ -9,7 +9,7 @@ import pytest
 
 import alamos
 from alamos import Experiment, Level, NoopSpan, Span, SpanContext, SpanRecord
-from alamos.report.records import EventRecord
+from alamos.core.records import EventRecord
 from alamos.testing import Recorder
 
 HEX32 = re.compile(r"[0-9a-f]{32}")

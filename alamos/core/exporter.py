@@ -8,7 +8,7 @@ prod data to the database, debug data to the console, for instance.
 Exporters come in two kinds:
 
 * **background** (the default): the root's collector calls ``export`` from
-  its worker, through a :class:`alamos.report.delivery.Delivery` that retries,
+  its worker, through a :class:`alamos.report.pipeline.delivery.Delivery` that retries,
   spools to disk and replays.  ``export`` may block and may raise; it must
   only return once the batch is durable.
 * **synchronous** (``synchronous = True``): called in the recording thread at
@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from alamos.experiment.level import Level
-from alamos.report.records import Record
+from alamos.core.level import Level
+from alamos.core.records import Record
 
 __all__ = ["Exporter"]
 

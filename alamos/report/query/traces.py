@@ -1,16 +1,16 @@
 """Reading traces back from the database: one trace as a tree, recent traces.
 
 A trace seen by several processes is scattered over the rows they exported
-(``alamos_spans`` and ``alamos_logs``, see :mod:`alamos.report.schema`).
+(``alamos_spans`` and ``alamos_logs``, see :mod:`alamos.report.sql.schema`).
 These functions put it back together with SQLAlchemy Core (every value is a
 bound parameter) and return the same record classes the exporters receive
-(:class:`~alamos.report.records.SpanRecord`, :class:`LogRecord`), so code
+(:class:`~alamos.core.records.SpanRecord`, :class:`LogRecord`), so code
 that inspects spans from a :class:`~alamos.testing.Recorder` works on spans
 read from a database too.
 
 The tree of a trace is built from **parent links only**, never from times,
 which come from the clocks of different machines: see
-:mod:`alamos.report.tree` (:func:`build_tree` is re-exported here).
+:mod:`alamos.report.query.trace_tree` (:func:`build_tree` is re-exported here).
 """
 
 from __future__ import annotations
@@ -40,13 +40,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
-from alamos.experiment.level import Level, parse_level
-from alamos.report.records import EventRecord, LogRecord, SpanRecord
-from alamos.report.schema import JSONType
-from alamos.report.schema import logs as logs_table
-from alamos.report.schema import spans as spans_table
+from alamos.core.errors import TraceQueryError
+from alamos.core.level import Level, parse_level
+from alamos.core.records import EventRecord, LogRecord, SpanRecord
+from alamos.report.query.trace_tree import TraceNode, build_tree, unattached_logs
 from alamos.report.sql import normalize_url
-from alamos.report.tree import TraceNode, build_tree, unattached_logs
+from alamos.report.sql.schema import JSONType
+from alamos.report.sql.schema import logs as logs_table
+from alamos.report.sql.schema import spans as spans_table
 
 __all__ = [
     "TraceNode",
@@ -62,11 +63,6 @@ __all__ = [
 T = TypeVar("T")
 
 _TRACE_ID_RE = re.compile(r"[0-9a-f]{32}")
-
-
-class TraceQueryError(RuntimeError):
-    """The database could not be read (unreachable, not a database, no alamos
-    tables...).  The message says which database, with any password hidden."""
 
 
 def valid_trace_id(trace_id: str) -> bool:

@@ -17,53 +17,36 @@ from typing import Any, ClassVar, TypeVar
 
 import attrs
 
-from alamos.experiment.level import Level
+from alamos.core.codegen import compile_function
+from alamos.core.context import SpanContext
+from alamos.core.level import Level, log_export_level
 
 __all__ = [
-    "LOG_LEVELS",
     "EventRecord",
     "ExperimentRecord",
     "LogRecord",
     "MetricRecord",
     "Record",
     "ReportRecord",
-    "SpanContext",
     "SpanRecord",
-    "log_export_level",
     "new_log_record",
     "new_span_record",
 ]
 
 AttrValue = str | bool | int | float | tuple[Any, ...]
 
-#: Log level names in order, with the alamos level each is exported at.
-LOG_LEVELS: dict[str, Level] = {
-    "TRACE": Level.BENCH,
-    "DEBUG": Level.DEBUG,
-    "INFO": Level.PROD,
-    "SUCCESS": Level.PROD,
-    "WARNING": Level.PROD,
-    "ERROR": Level.PROD,
-    "CRITICAL": Level.PROD,
-}
+R = TypeVar("R")
 
 
-def log_export_level(name: str) -> Level:
-    """The alamos level a log record of level ``name`` is exported at."""
-    return LOG_LEVELS.get(name, Level.PROD)
+class _Built:
+    """A record is already what a queued item becomes (see
+    :class:`alamos.core.handoff.Item`): the collector takes records and
+    finished spans or log items alike."""
 
+    __slots__ = ()
 
-@attrs.frozen(slots=True)
-class SpanContext:
-    """The identity of a span as it travels: W3C trace and span ids in hex."""
-
-    trace_id: str
-    """32 lower-case hex digits."""
-    span_id: str
-    """16 lower-case hex digits."""
-    sampled: bool = True
-    tracestate: str | None = None
-    remote: bool = False
+    def to_record(self: R, service: str, node: str) -> R:
+        return self
 
 
 @attrs.frozen(slots=True)
@@ -76,7 +59,7 @@ class EventRecord:
 
 
 @attrs.frozen(slots=True)
-class SpanRecord:
+class SpanRecord(_Built):
     """A finished span."""
 
     table: ClassVar[str] = "alamos_spans"
@@ -116,7 +99,7 @@ class SpanRecord:
 
 
 @attrs.frozen(slots=True)
-class LogRecord:
+class LogRecord(_Built):
     """One log call (``exp.log.info(...)``) or a captured loguru record."""
 
     table: ClassVar[str] = "alamos_logs"
@@ -141,7 +124,7 @@ class LogRecord:
 
 
 @attrs.frozen(slots=True)
-class MetricRecord:
+class MetricRecord(_Built):
     """One sample of one metric (one label set) at ``ts_ns``.
 
     Counters and gauges fill ``value``; histograms fill ``sum``, ``count`` and
@@ -170,7 +153,7 @@ class MetricRecord:
 
 
 @attrs.frozen(slots=True)
-class ReportRecord:
+class ReportRecord(_Built):
     """The output of one attached report provider at ``ts_ns``."""
 
     table: ClassVar[str] = "alamos_reports"
@@ -190,7 +173,7 @@ class ReportRecord:
 
 
 @attrs.frozen(slots=True)
-class ExperimentRecord:
+class ExperimentRecord(_Built):
     """An experiment, recorded once when it is created."""
 
     table: ClassVar[str] = "alamos_experiments"
@@ -234,11 +217,9 @@ def _fast_constructor(cls: type[T]) -> Callable[..., T]:
     for name in names:
         namespace[f"_set_{name}"] = cls.__dict__[name].__set__
         body.append(f"    _set_{name}(self, {name})")
-    source = f"def new({', '.join(names)}):\n" + "\n".join(body) + "\n    return self\n"
-    exec(source, namespace)
-    new: Callable[..., T] = namespace["new"]
-    new.__qualname__ = new.__name__ = f"new_{cls.__name__}"
-    return new
+    fname = f"new_{cls.__name__}"
+    source = f"def {fname}({', '.join(names)}):\n" + "\n".join(body) + "\n    return self\n"
+    return compile_function(fname, source, namespace, owner=__name__)
 
 
 #: ``SpanRecord(...)`` with every field given, positionally, faster.

@@ -4,7 +4,7 @@ Text columns get :func:`clean_text` (NUL and lone surrogates become U+FFFD),
 integer columns are clamped to 64 bits, JSON columns are written by
 :func:`dumps_json` (strict JSON: non-finite floats become strings).  Each
 function has a fast path for clean values, the common case, and handles
-anything else without raising.  See :func:`alamos.report.rows.rows_for` for the
+anything else without raising.  See :func:`alamos.report.sql.rows.rows_for` for the
 rules as a whole.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from alamos.experiment.level import Level, parse_level
+from alamos.core.level import Level, parse_level
 
 __all__ = [
     "I64_MAX",

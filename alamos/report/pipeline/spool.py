@@ -1,6 +1,6 @@
 """An append-only spool of record batches on local disk.
 
-When an exporter cannot keep up or is down, its :class:`~alamos.report.delivery.Delivery`
+When an exporter cannot keep up or is down, its :class:`~alamos.report.pipeline.delivery.Delivery`
 writes batches here, and replays them through the exporter later.
 
 File format
@@ -15,7 +15,7 @@ be replayed.  The file starts with a fixed-size header line::
 ``consumed`` is the byte offset of the first line not yet replayed (a replayer
 updates it in place, with a CRC32 of the digits so a torn update is detected
 and only causes re-delivery).  Every other line is one batch, as written by
-:func:`alamos.report.codec.dumps_batch`: a JSON array of encoded records.
+:func:`alamos.report.pipeline.codec.dumps_batch`: a JSON array of encoded records.
 
 Guarantees
 ----------
@@ -44,8 +44,8 @@ from pathlib import Path
 
 import attrs
 
-from alamos.report.codec import dumps_batch, loads_batch
-from alamos.report.records import Record
+from alamos.core.records import Record
+from alamos.report.pipeline.codec import dumps_batch, loads_batch
 
 __all__ = ["ReplayStats", "Spool", "SpoolStats"]
 

@@ -3,7 +3,7 @@
 ``encode(record)`` gives a JSON-able dict whose ``"t"`` key names the record
 kind, ``decode(d)`` gives the record back, equal to the original:
 
-* a :class:`~alamos.experiment.level.Level` is stored as its name (``"PROD"``);
+* a :class:`~alamos.core.level.Level` is stored as its name (``"PROD"``);
 * mappings are stored as JSON objects and come back as :class:`dict`;
 * attribute values that are tuples (JSON arrays) come back as tuples, nested
   ones too; span events are ``[name, ts_ns, attributes]`` triples;
@@ -26,8 +26,8 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from alamos.experiment.level import Level
-from alamos.report.records import (
+from alamos.core.level import Level
+from alamos.core.records import (
     EventRecord,
     ExperimentRecord,
     LogRecord,

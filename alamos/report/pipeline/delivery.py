@@ -4,7 +4,7 @@ The collector's worker calls :meth:`Delivery.submit` with each batch.  A
 ``Delivery`` hands batches to its own thread (so a slow or stalled exporter
 never stalls the collector), which calls ``exporter.export``.  When the
 hand-off is full, or while the exporter is failing, batches go to an on-disk
-:class:`~alamos.report.spool.Spool` instead, and are replayed through the
+:class:`~alamos.report.pipeline.spool.Spool` instead, and are replayed through the
 exporter once it works again (and at start, for what earlier runs left).
 
 Records are dropped only when both the exporter and the spool fail; then
@@ -28,9 +28,9 @@ from pathlib import Path
 
 import attrs
 
-from alamos.report.exporter import Exporter
-from alamos.report.records import Record
-from alamos.report.spool import ReplayStats, Spool
+from alamos.core.exporter import Exporter
+from alamos.core.records import Record
+from alamos.report.pipeline.spool import ReplayStats, Spool
 
 __all__ = ["Delivery", "DeliveryStats"]
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import attrs
 
-from alamos.report.records import LogRecord, SpanRecord
+from alamos.core.records import LogRecord, SpanRecord
 
 __all__ = ["TraceNode", "build_tree", "unattached_logs"]
 

@@ -1,7 +1,7 @@
 """Export records to a SQL database: SQLite or PostgreSQL.
 
 :class:`SQLExporter` writes each batch of records in one transaction into the
-tables of :mod:`alamos.report.schema` (created on first use).  Writes are
+tables of :mod:`alamos.report.sql.schema` (created on first use).  Writes are
 idempotent by primary key, so a batch replayed after a failure is stored once.
 
 * **SQLite** (``sqlite:///path/to/file.db``): WAL journal, ``synchronous=NORMAL``,
@@ -15,9 +15,9 @@ idempotent by primary key, so a batch replayed after a failure is stored once.
   again, each table's rows copied into a temporary table and moved with
   ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.  (COPY measured about
   twice as fast as ``executemany`` with ``ON CONFLICT DO NOTHING`` on
-  10k-span batches.)  See :mod:`alamos.report.writers`.
+  10k-span batches.)  See :mod:`alamos.report.sql.writers`.
 
-Records are converted by :mod:`alamos.report.rows`, which makes hostile values
+Records are converted by :mod:`alamos.report.sql.rows`, which makes hostile values
 storable (see :func:`rows_for`).  SQL is always parameterised, never built from values.
 Export after a fork is safe: the child drops the parent's pooled connections.
 """
@@ -35,12 +35,12 @@ from typing import Any
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError
 
-from alamos.experiment.level import Level, LevelLike, parse_level
-from alamos.report.coerce import clean_text, dumps_json, json_safe
-from alamos.report.records import Record
-from alamos.report.rows import COLUMNS, Row, convert, rows_for
-from alamos.report.schema import TABLES, ensure_schema
-from alamos.report.writers import (
+from alamos.core.level import Level, LevelLike, parse_level
+from alamos.core.records import Record
+from alamos.report.sql.coerce import clean_text, dumps_json, json_safe
+from alamos.report.sql.rows import COLUMNS, Row, convert, rows_for
+from alamos.report.sql.schema import TABLES, ensure_schema
+from alamos.report.sql.writers import (
     Writer,
     file_identity,
     is_unique_violation,
@@ -139,10 +139,10 @@ class SQLExporter:
     are merged with the exporter's own).
 
     Nothing connects until the first :meth:`export`, which also creates the
-    tables (:func:`alamos.report.schema.ensure_schema`).  :meth:`export` writes
+    tables (:func:`alamos.report.sql.schema.ensure_schema`).  :meth:`export` writes
     a batch in one transaction, or raises (database errors propagate as
     SQLAlchemy exceptions, a bad schema version as
-    :class:`~alamos.report.schema.SchemaVersionError`); after a failure the
+    :class:`~alamos.report.sql.schema.SchemaVersionError`); after a failure the
     connection pool is thrown away and the schema re-checked, so the next
     :meth:`export` starts afresh.  A SQLite file deleted or replaced while in
     use is noticed (the exporter writes to whatever file is at the path).

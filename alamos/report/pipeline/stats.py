@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from alamos.report.delivery import DeliveryStats
+from alamos.report.pipeline.delivery import DeliveryStats
 
 if TYPE_CHECKING:
-    from alamos.report.collector import Collector
+    from alamos.report.pipeline.collector import Collector
 
 __all__ = ["DeliveryStats", "PipelineStats", "pipeline_stats"]
 

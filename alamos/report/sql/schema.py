@@ -38,6 +38,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from alamos.core.errors import SchemaVersionError
+
 __all__ = [
     "MIGRATIONS",
     "SCHEMA_VERSION",
@@ -165,10 +167,6 @@ schema_version = Table(
 
 #: The record tables by name, in the order rows are written.
 TABLES: dict[str, Table] = {t.name: t for t in (experiments, spans, logs, metrics, reports)}
-
-
-class SchemaVersionError(RuntimeError):
-    """The database's alamos schema cannot be used by this version of alamos."""
 
 
 def ensure_schema(engine: Engine | Connection) -> int:

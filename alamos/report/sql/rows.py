@@ -3,7 +3,7 @@ does for every batch, on its delivery thread.
 
 Each converter gives a record's row as a tuple in the column order of its
 table (:data:`COLUMNS`), with every value made storable by
-:mod:`alamos.report.coerce` (the rules are in :func:`rows_for`).
+:mod:`alamos.report.sql.coerce` (the rules are in :func:`rows_for`).
 
 Spans and logs, nearly every row, take a fast path first: one C-speed check
 that all their text is clean ASCII (joined into one string: a ``TypeError``
@@ -20,7 +20,16 @@ from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
 from typing import Any
 
-from alamos.report.coerce import (
+from alamos.core.records import (
+    EventRecord,
+    ExperimentRecord,
+    LogRecord,
+    MetricRecord,
+    Record,
+    ReportRecord,
+    SpanRecord,
+)
+from alamos.report.sql.coerce import (
     I64_MAX,
     LEVEL_NAMES,
     json_col,
@@ -31,16 +40,7 @@ from alamos.report.coerce import (
     to_int,
     to_num,
 )
-from alamos.report.records import (
-    EventRecord,
-    ExperimentRecord,
-    LogRecord,
-    MetricRecord,
-    Record,
-    ReportRecord,
-    SpanRecord,
-)
-from alamos.report.schema import TABLES, experiments, logs, metrics, reports, spans
+from alamos.report.sql.schema import TABLES, experiments, logs, metrics, reports, spans
 
 __all__ = ["COLUMNS", "Row", "convert", "rows_for"]
 
@@ -298,15 +298,15 @@ def rows_for(records: Iterable[Record]) -> dict[str, list[dict[str, Any]]]:
     """The rows to insert for ``records``, by table name (only non-empty tables).
 
     Each row is a dict of column name to value for the tables of
-    :mod:`alamos.report.schema`.  Values are made safe to store:
+    :mod:`alamos.report.sql.schema`.  Values are made safe to store:
 
     * text: NUL characters and lone surrogates become U+FFFD
-      (:func:`~alamos.report.coerce.clean_text`); everything else, SQL-looking
+      (:func:`~alamos.report.sql.coerce.clean_text`); everything else, SQL-looking
       text and huge strings included, is kept verbatim (SQL is always
       parameterised).  ``None`` in a NOT NULL column becomes ``""``; a value of
       another type its ``str()``.
     * JSON columns (``attributes``, ``events``, ``labels``, ``buckets``,
-      ``report``) hold plain JSON data (:func:`~alamos.report.coerce.json_safe`):
+      ``report``) hold plain JSON data (:func:`~alamos.report.sql.coerce.json_safe`):
       non-finite floats become the strings ``"NaN"``, ``"Infinity"``,
       ``"-Infinity"``.
     * the numeric metric columns ``value``, ``sum`` and ``count`` keep NaN and
@@ -316,7 +316,7 @@ def rows_for(records: Iterable[Record]) -> dict[str, list[dict[str, Any]]]:
     * levels are the strings ``"bench"``, ``"debug"``, ``"prod"``.
 
     The exporter itself uses the same conversion (:func:`convert`), with JSON
-    columns serialised by :func:`~alamos.report.coerce.dumps_json`.
+    columns serialised by :func:`~alamos.report.sql.coerce.dumps_json`.
     """
     out: dict[str, list[dict[str, Any]]] = {}
     for r in records:

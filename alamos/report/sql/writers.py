@@ -1,7 +1,7 @@
 """How :class:`~alamos.report.sql.SQLExporter` writes rows, per database.
 
 Each writer takes a SQLAlchemy connection inside a transaction, a table name
-and its rows (tuples in :data:`~alamos.report.rows.COLUMNS` order), and goes
+and its rows (tuples in :data:`~alamos.report.sql.rows.COLUMNS` order), and goes
 straight to the driver's connection: SQLAlchemy's per-row work is skipped.
 SQL is built from table and column names only, never from values.
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from alamos.report.rows import COLUMNS, Row
+from alamos.report.sql.rows import COLUMNS, Row
 
 __all__ = [
     "Writer",

@@ -7,7 +7,7 @@ as the queue holds ``batch_size`` items (the producer signals once per batch,
 not once per item: signalling a ``threading.Event`` takes its lock, which is
 what made OpenTelemetry's BatchSpanProcessor contend), then drains the queue,
 builds the records, and hands each exporter's share to its
-:class:`~alamos.report.delivery.Delivery`, which retries, spools and replays.
+:class:`~alamos.report.pipeline.delivery.Delivery`, which retries, spools and replays.
 
 The queue is bounded by ``max_queue`` items.  When it is full (the producers
 outrun the worker), new items are dropped and counted, never blocking the
@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger as _loguru
 
-from alamos.report.records import MetricRecord, Record, ReportRecord, new_log_record
+from alamos.core.records import MetricRecord, Record, ReportRecord, new_log_record
 from alamos.trace.span import Span, span_record
 
 if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment
     from alamos.experiment.root import RootState
-    from alamos.report.delivery import Delivery
+    from alamos.report.pipeline.delivery import Delivery
 
 __all__ = ["Collector", "metric_records", "report_records", "to_record"]
 

@@ -1,0 +1,40 @@
+"""Every error alamos raises on purpose, in one module.
+
+All of them are exported from :mod:`alamos` and derive from
+:class:`AlamosError`, so ``except alamos.AlamosError`` catches any of them.
+Each message says what went wrong and how to fix it.  Bad arguments
+(an invalid key, level, sampler, port...) raise the built-in
+:class:`ValueError` or :class:`TypeError` instead, as Python code expects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["AlamosError", "SchemaVersionError", "TraceQueryError", "UnendedSpansError"]
+
+
+class AlamosError(RuntimeError):
+    """Base of the errors below."""
+
+
+class UnendedSpansError(AlamosError):
+    """Raised at close in ``debug=True, strict=True`` mode when spans were
+    started and never ended.  ``.spans`` lists them (each with ``location``,
+    the ``file:line`` where it started)."""
+
+    def __init__(self, message: str, spans: Sequence[Any]) -> None:
+        super().__init__(message)
+        self.spans = list(spans)
+
+
+class SchemaVersionError(AlamosError):
+    """The database's alamos schema cannot be used by this version of alamos
+    (written by a newer alamos, or no migration is known).  Records wait in
+    the spool until a database this version can use is given."""
+
+
+class TraceQueryError(AlamosError):
+    """The database could not be read (unreachable, not a database, no alamos
+    tables...).  The message says which database, with any password hidden."""

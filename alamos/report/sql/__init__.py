@@ -1,0 +1,13 @@
+"""alamos.report.sql: the storage side.  Records into SQLite or PostgreSQL.
+
+:class:`SQLExporter` is the public exporter; the modules below it are its
+parts: ``schema`` (the tables and their version), ``rows`` (records to row
+dicts), ``coerce`` (hostile values made storable), ``writers`` (multi-row
+INSERT for SQLite, COPY for PostgreSQL) and ``urls`` (the URLs accepted).
+It imports the ground floor (:mod:`alamos.core`) and nothing from the
+instruments or the pipeline.
+"""
+
+from alamos.report.sql.exporter import SUPPORTED_URLS, SQLExporter, normalize_url
+
+__all__ = ["SUPPORTED_URLS", "SQLExporter", "normalize_url"]
