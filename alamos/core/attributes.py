@@ -19,9 +19,18 @@ database row:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MAX_ATTRIBUTES", "MAX_KEY", "MAX_SEQUENCE", "MAX_STRING", "coerce_key", "coerce_value"]
+__all__ = [
+    "MAX_ATTRIBUTES",
+    "MAX_KEY",
+    "MAX_SEQUENCE",
+    "MAX_STRING",
+    "coerce_attributes",
+    "coerce_key",
+    "coerce_value",
+]
 
 MAX_ATTRIBUTES = 128
 MAX_STRING = 4096
@@ -87,3 +96,17 @@ def coerce_key(key: Any) -> str:
     except Exception:
         text = _safe_repr(key)
     return text[:MAX_KEY]
+
+
+def coerce_attributes(
+    attributes: Mapping[str, Any] | Iterable[tuple[Any, Any]],
+) -> dict[str, Any]:
+    """At most :data:`MAX_ATTRIBUTES` pairs, keys and values coerced (events,
+    log keyword arguments and captured loguru ``extra`` go through it)."""
+    items = attributes.items() if isinstance(attributes, Mapping) else attributes
+    out: dict[str, Any] = {}
+    for key, value in items:
+        if len(out) >= MAX_ATTRIBUTES:
+            break
+        out[coerce_key(key)] = coerce_value(value)
+    return out
