@@ -15,10 +15,11 @@ Run from the repository root::
     python -m bench.compare --before /work/before --after . --rounds 3
     python -m bench.compare --before ../old --after . --quick --only 'recorded_span*'
 
-A full run takes about ``2 x rounds`` full benchmark runs (about 3 minutes
-each).  The results go to ``bench/results/compare.json`` and ``compare.md``.
-Comparing a tree with itself shows the noise: the changes should hover
-around 0%.
+It takes ``2 x rounds`` benchmark runs: about 1.5 minutes each for a full
+run without the profile (10 minutes for 3 rounds), about 11 s with
+``--quick``.  The results go to ``bench/results/compare.json`` and
+``compare.md``.  Comparing a tree with itself shows the noise: the changes
+should hover around 0% (within a few % for most ratios).
 """
 
 from __future__ import annotations
