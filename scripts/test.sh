@@ -32,6 +32,8 @@ fi
 .venv/bin/ruff check alamos tests bench
 .venv/bin/ruff format --check alamos tests bench
 .venv/bin/mypy
+# The one-way layering (issue 9): the import-linter contracts of pyproject.toml.
+.venv/bin/lint-imports
 # The benchmark harness itself (issue 5): --quick runs every case briefly and
 # never checks thresholds; its output goes to bench/results/partial.* only.
 # It runs before pytest so that pytest's summary is the last line.
