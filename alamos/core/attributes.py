@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from alamos.core.safe import safe_repr, safe_str
+
 __all__ = [
     "MAX_ATTRIBUTES",
     "MAX_KEY",
@@ -62,14 +64,7 @@ def _scalar(value: Any) -> str | bool | int | float:
         return int.__int__(value)
     if isinstance(value, float):
         return float.__float__(value)
-    return _str(_safe_repr(value))
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception as exc:  # a hostile __repr__ must not break the span
-        return f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+    return _str(safe_repr(value))
 
 
 def coerce_value(value: Any) -> Any:
@@ -91,11 +86,7 @@ def coerce_key(key: Any) -> str:
         return key if len(key) <= MAX_KEY else key[:MAX_KEY]
     if isinstance(key, str):
         return str.__str__(key)[:MAX_KEY]
-    try:
-        text = str(key)
-    except Exception:
-        text = _safe_repr(key)
-    return text[:MAX_KEY]
+    return safe_str(key)[:MAX_KEY]
 
 
 def coerce_attributes(

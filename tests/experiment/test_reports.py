@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from alamos import Experiment, Level
-from alamos.report.providers import jsonable
+from alamos.core.json import REPORT_JSON as jsonable
 from alamos.testing import Recorder
 
 

@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
 
 from alamos.core.exporter import Exporter
+from alamos.core.json import STORED_JSON as json_safe
+from alamos.core.json import clean_text
 from alamos.core.level import Level
 from alamos.core.records import (
     EventRecord,
@@ -26,7 +28,7 @@ from alamos.core.records import (
     SpanRecord,
 )
 from alamos.report.sql import SQLExporter, normalize_url, schema
-from alamos.report.sql.coerce import clean_text, dumps_json, json_safe
+from alamos.report.sql.coerce import dumps_json
 from alamos.report.sql.rows import rows_for
 from alamos.report.sql.schema import SCHEMA_VERSION, SchemaVersionError, ensure_schema
 

@@ -17,8 +17,9 @@ idempotent by primary key, so a batch replayed after a failure is stored once.
   twice as fast as ``executemany`` with ``ON CONFLICT DO NOTHING`` on
   10k-span batches.)  See :mod:`alamos.report.sql.writers`.
 
-Records are converted by :mod:`alamos.report.sql.rows`, which makes hostile values
-storable (see :func:`rows_for`).  SQL is always parameterised, never built from values.
+Records are converted by :mod:`alamos.report.sql.rows`, which makes hostile
+values storable (see :func:`~alamos.report.sql.rows.rows_for`).  SQL is
+always parameterised, never built from values.
 Export after a fork is safe: the child drops the parent's pooled connections.
 """
 
@@ -37,8 +38,8 @@ from sqlalchemy.exc import ArgumentError
 
 from alamos.core.level import Level, LevelLike, parse_level
 from alamos.core.records import Record
-from alamos.report.sql.coerce import clean_text, dumps_json, json_safe
-from alamos.report.sql.rows import COLUMNS, Row, convert, rows_for
+from alamos.report.sql.coerce import dumps_json
+from alamos.report.sql.rows import Row, convert
 from alamos.report.sql.schema import TABLES, ensure_schema
 from alamos.report.sql.writers import (
     Writer,
@@ -50,16 +51,7 @@ from alamos.report.sql.writers import (
     sqlite_insert,
 )
 
-__all__ = [
-    "COLUMNS",
-    "SUPPORTED_URLS",
-    "SQLExporter",
-    "clean_text",
-    "dumps_json",
-    "json_safe",
-    "normalize_url",
-    "rows_for",
-]
+__all__ = ["SUPPORTED_URLS", "SQLExporter", "normalize_url"]
 
 #: The URL forms :class:`SQLExporter` accepts.
 SUPPORTED_URLS = (
