@@ -1,19 +1,22 @@
 """What an instrument knows about where it sits: a small value, not the tree.
 
-Each experiment hands its tracer, logger and metrics a :class:`Scope`: its
-path, which levels are on there right now, and the debug session covering
-it.  When the filter or the debug sessions change, the experiment hands
-them a new one (``update(scope)``).  An instrument never holds its
-experiment, so instruments import nothing but this ground floor.
+Each experiment describes where it sits with a :class:`Scope`: its path,
+which levels are on there right now, and the debug session covering it.
+Its tracer, logger and metrics are built with the experiment's
+:class:`LiveScope`, read the scope from it and ask to be told when it
+changes (the filter or the debug sessions changed).  An instrument never
+holds its experiment, so instruments import nothing but this ground floor.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import attrs
 
 from alamos.core.level import Level
 
-__all__ = ["Scope"]
+__all__ = ["LiveScope", "Scope"]
 
 
 @attrs.frozen(slots=True)
@@ -35,3 +38,25 @@ class Scope:
     def off(self) -> Scope:
         """The same path with every level off (a closed tree)."""
         return Scope(self.path)
+
+
+class LiveScope:
+    """The current :class:`Scope` of one experiment, and who to tell when it
+    changes.  Instruments call :meth:`watch` with their own update function
+    when they are built; the experiment calls :meth:`set`."""
+
+    __slots__ = ("_watchers", "scope")
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self._watchers: list[Callable[[Scope], None]] = []
+
+    def watch(self, update: Callable[[Scope], None]) -> None:
+        """Call ``update(scope)`` now and at every change."""
+        self._watchers.append(update)
+        update(self.scope)
+
+    def set(self, scope: Scope) -> None:
+        self.scope = scope
+        for update in self._watchers:
+            update(scope)

@@ -13,21 +13,23 @@ from time import time_ns
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
+
 from alamos.core.level import Level, LevelLike, parse_level
 from alamos.core.records import ExperimentRecord
+from alamos.core.scope import LiveScope, Scope
 from alamos.experiment.filter import coerce_filter
 from alamos.experiment.keys import validate_key, validate_path
+from alamos.experiment.root import OpenSpans, RootState
 from alamos.experiment.session import DebugSession
 from alamos.log.logger import Logger
-from alamos.metrics.factory import Metrics
-from alamos.report.providers import Provider, call_provider, metric_summary
+from alamos.metrics.factory import Metrics, NoopMetrics
+from alamos.report.pipeline.stats import PipelineStats, pipeline_stats
+from alamos.report.providers import Provider, call_provider
 from alamos.trace.tracer import Tracer
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
-
-    from alamos.experiment.root import RootState
-    from alamos.report.pipeline.stats import PipelineStats
 
 __all__ = ["Experiment"]
 
@@ -47,12 +49,19 @@ class Experiment:
         self.root: Experiment = self if parent is None else parent.root
         self._children: dict[str, Experiment] = {}
         self._reports: dict[str, tuple[Any, Level]] = {}
-        self._session_id: str | None = None
-        self._on = (False, False, False)
-        direct = state.collector if not state.sync_sinks else None
-        self.trace = Tracer(self, state.emit, state.sampler, state.debug, direct)
-        self.log = Logger(self, state.emit, state.console)
-        self.metrics = Metrics(self)
+        self._scope = LiveScope(Scope(self.path))
+        tracked = state.open_spans if state.debug else None
+        self.trace = Tracer(
+            self._scope,
+            state.put,
+            state.sampler,
+            None if tracked is None else tracked.add,
+            None if tracked is None else tracked.discard,
+        )
+        self.log = Logger(self._scope, state.put, state.console, state.add_closer)
+        self.metrics: Metrics | NoopMetrics = Metrics(
+            self._scope, state.registry, state.metric_names, state.add_closer
+        )
         self.created_ns = time_ns()
 
     # -- the tree -------------------------------------------------------------
@@ -105,7 +114,13 @@ class Experiment:
     @property
     def session_id(self) -> str | None:
         """The id of the debug session now covering this experiment, if any."""
-        return self._session_id
+        return self._scope.scope.session_id
+
+    @property
+    def open_spans(self) -> OpenSpans:
+        """Spans of the tree started and not ended yet (tracked in debug mode
+        only: ``alamos.new(..., debug=True)``)."""
+        return self._root_state.open_spans
 
     def walk(self) -> list[Experiment]:
         """This experiment and all its descendants, parents first."""
@@ -118,7 +133,7 @@ class Experiment:
 
     def _announce(self) -> None:
         state = self._root_state
-        state.emit(
+        state.put(
             ExperimentRecord(
                 self.path,
                 None if self.parent is None else self.parent.path,
@@ -132,10 +147,9 @@ class Experiment:
     # -- levels ---------------------------------------------------------------
 
     def _enabled(self, level: Level) -> bool:
-        # The booleans _refresh() stored: the one answer for spans, logs,
+        # The scope _refresh() stored: the one answer for spans, logs,
         # metrics and reports, closed tree included.
-        bench, debug, prod = self._on
-        return prod if level is Level.PROD else debug if level is Level.DEBUG else bench
+        return self._scope.scope.enabled(level)
 
     def enabled(self, level: LevelLike) -> bool:
         """Whether records of ``level`` made here are kept right now (never
@@ -150,11 +164,7 @@ class Experiment:
             bench = state.enabled(Level.BENCH, self.path)
             debug = state.enabled(Level.DEBUG, self.path)
             prod = state.enabled(Level.PROD, self.path)
-        self._on = (bench, debug, prod)
-        self._session_id = state.session_for(self.path)
-        self.trace._refresh(bench, debug, prod, self._session_id)
-        self.log._refresh(bench, debug, prod)
-        self.metrics._refresh()
+        self._scope.set(Scope(self.path, bench, debug, prod, state.session_for(self.path)))
 
     def set_level(self, spec: object) -> None:
         """Replace the tree's level filter at run time (a level, a spec string
@@ -195,7 +205,7 @@ class Experiment:
             for key, (provider, level) in list(self._reports.items())
             if self._enabled(level)
         }
-        metrics = {m.name: metric_summary(m) for m in self.metrics if m.enabled}
+        metrics = {m.name: m.summary() for m in self.metrics if m.enabled}
         children = {key: child.report() for key, child in list(self._children.items())}
         return {
             "key": self.key,
@@ -232,16 +242,12 @@ class Experiment:
         """Counters of the tree's export pipeline in this process: queued,
         exported, spooled, replayed, dropped, torn spool lines skipped (see
         :class:`alamos.report.pipeline.stats.PipelineStats`).  Readable after close."""
-        from alamos.report.pipeline.stats import pipeline_stats
-
         return pipeline_stats(self._root_state.collector)
 
     def close(self, timeout: float | None = 10.0) -> None:
         """Flush, stop the background worker and close the exporters.  Closing
         twice is harmless.  Closing any experiment closes its whole tree."""
-        from alamos.experiment.lifecycle import close_tree
-
-        close_tree(self._root_state, self.root, timeout)
+        self._root_state.close(timeout)
 
     def __enter__(self) -> Experiment:
         return self
@@ -253,8 +259,6 @@ class Experiment:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        import anyio.to_thread
-
         await anyio.to_thread.run_sync(self.close)
 
     def __repr__(self) -> str:

@@ -44,7 +44,7 @@ class _NoopSession(DebugSession):
 class _NoopExperiment(Experiment):
     def __init__(self, state: RootState) -> None:
         super().__init__(state, "noop", None)
-        self.metrics = NoopMetrics()  # type: ignore[assignment]
+        self.metrics = NoopMetrics()
 
     def sub(self, key: str) -> Experiment:
         validate_key(key)

@@ -1,36 +1,72 @@
-"""State shared by every experiment of one tree.
+"""State shared by every experiment of one tree, and closing the tree.
 
-There is no global state in alamos: everything a tree needs (its filter,
-debug sessions, Prometheus registry, exporters and collector) hangs off one
-:class:`RootState`, created by :func:`alamos.new` and reachable from every
-experiment of the tree.
+Everything a tree needs (its filter, debug sessions, Prometheus registries,
+exporters, the hand-off to its collector, the spans debug mode tracks) hangs
+off one :class:`RootState`, created by :func:`alamos.new` and reachable from
+every experiment of the tree.  The few things that are per process by nature
+(fork and exit hooks) live in :mod:`alamos.core.process`, where the root
+registers itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import socket
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
+from alamos.core import process
+from alamos.core.errors import UnendedSpansError
 from alamos.core.exporter import Exporter
+from alamos.core.handoff import Item
 from alamos.core.level import Level
+from alamos.core.records import Record
 from alamos.experiment.filter import Filter
 from alamos.experiment.session import DebugSession
+from alamos.report.pipeline.collector import Collector
+from alamos.trace.sampling import Sampler
+from alamos.trace.span import Span
 
 if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment
-    from alamos.report.pipeline.collector import Collector
-    from alamos.trace.sampling import Sampler
-    from alamos.trace.span import Span
 
-__all__ = ["RootState"]
+__all__ = ["OpenSpans", "RootState", "default_node"]
+
+log = logging.getLogger("alamos")
 
 
-def _discard(item: object) -> None:
-    return None
+def default_node() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class OpenSpans:
+    """Debug mode's record of spans started and not ended yet (``root.open_spans``)."""
+
+    __slots__ = ("_spans",)
+
+    def __init__(self) -> None:
+        self._spans: dict[int, Span] = {}
+
+    def add(self, span: Span) -> None:
+        self._spans[id(span)] = span
+
+    def discard(self, span: Span) -> None:
+        """Forget ``span`` (it ended, or a test reported it already)."""
+        self._spans.pop(id(span), None)
+
+    def snapshot(self) -> list[Span]:
+        """The spans open now, oldest first."""
+        # dict.copy() is atomic under the GIL: spans may end meanwhile.
+        return sorted(self._spans.copy().values(), key=lambda s: s.start_ns)
+
+    def __len__(self) -> int:
+        return len(self._spans)
 
 
 class RootState:
@@ -64,11 +100,16 @@ class RootState:
         self.exporters = list(exporters)
         self.sync_sinks = [e for e in self.exporters if getattr(e, "synchronous", False)]
         self.collector: Collector | None = None
-        self.open_spans: dict[int, Span] = {}
+        self.open_spans = OpenSpans()
         self.closed = False
         #: Called once at close (e.g. removing a loguru capture sink).
         self.closers: list[Callable[[], None]] = []
-        self.emit: Callable[[Any], None] = _discard
+        #: Where instruments hand finished spans, log items and records.
+        self.put: Callable[[Item], None] = _discard
+        #: The last metric and report snapshots, taken at close.
+        self.final_snapshot: Callable[[], list[Record]] = list
+        #: ``alamos_dropped_records`` (a Counter), with background exporters.
+        self.drop_counter: Any = None
 
     # -- filtering ------------------------------------------------------------
 
@@ -85,7 +126,7 @@ class RootState:
         return None
 
     def refresh(self) -> None:
-        """Recompute every experiment's on/off booleans (filter or sessions changed)."""
+        """Recompute every experiment's scope (filter or sessions changed)."""
         with self.lock:
             for exp in list(self.index.values()):
                 exp._refresh()
@@ -106,10 +147,81 @@ class RootState:
                 self.sessions.remove(session)
             self.refresh()
 
-    # -- debug mode: spans that never ended -------------------------------------
+    def add_closer(self, closer: Callable[[], None]) -> bool:
+        """Call ``closer`` when the tree closes; False (and not kept) if it is
+        closed already."""
+        with self.lock:
+            if self.closed:
+                return False
+            self.closers.append(closer)
+            return True
 
-    def track_open(self, span: Span) -> None:
-        self.open_spans[id(span)] = span
+    # -- process hooks ----------------------------------------------------------
 
-    def untrack(self, span: Span) -> None:
-        self.open_spans.pop(id(span), None)
+    def track_process(self, node_given: bool) -> None:
+        """Register the fork and exit hooks of this tree (once, at creation)."""
+        process.track(
+            self,
+            process.Hooks(
+                after_fork_in_child=None if node_given else RootState._after_fork,
+                at_exit=RootState._at_exit,
+            ),
+        )
+
+    def _after_fork(self) -> None:
+        self.node = default_node()
+        if self.collector is not None:
+            self.collector.node = self.node
+
+    def _at_exit(self) -> None:
+        with contextlib.suppress(Exception):  # interpreter shutdown: best effort
+            self.close(timeout=5.0)
+
+    # -- close ----------------------------------------------------------------------
+
+    def close(self, timeout: float | None) -> None:
+        """Close the tree: take the last metric and report snapshots, report
+        unended spans (debug mode), flush, stop the worker and close the
+        exporters.  Idempotent."""
+        with self.lock:
+            if self.closed:
+                return
+            final = self.final_snapshot()
+            unended = self.open_spans.snapshot()
+            self.closed = True
+            self.refresh()  # everything is a no-op from now on
+        for closer in self.closers:
+            try:
+                closer()
+            except Exception:
+                log.exception("alamos: a close hook failed")
+        self.closers.clear()
+        for record in final:
+            for sink in self.sync_sinks:
+                if record.export_level >= sink.min_level:
+                    sink.export((record,))
+        if self.collector is not None:
+            self.collector.close(timeout, final)
+        for exporter in self.sync_sinks:
+            try:
+                exporter.close()
+            except Exception:
+                log.exception("alamos: closing exporter %r failed", exporter)
+        process.untrack(self)
+        self.final_snapshot = list
+        if self.debug and unended:
+            self._report_unended(unended)
+
+    def _report_unended(self, unended: list[Span]) -> None:
+        lines = [f"  {s.path}:{s.name} started at {s.location}" for s in unended]
+        message = f"{len(unended)} span(s) started and never ended:\n" + "\n".join(lines)
+        log.warning("alamos debug mode: %s", message)
+        # Also a ResourceWarning, as Python reports an unclosed file: a span
+        # never ended is a bug in the calling code, and pytest shows it.
+        warnings.warn(message, ResourceWarning, stacklevel=4)
+        if self.strict:
+            raise UnendedSpansError(message, unended)
+
+
+def _discard(item: object) -> None:
+    return None

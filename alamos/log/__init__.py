@@ -1,6 +1,7 @@
-"""alamos.log: per-experiment logging on loguru (see ``logger.py``)."""
+"""alamos.log: per-experiment logging on loguru (see ``logger.py``), and
+:func:`capture` of plain loguru calls into a tree."""
 
 from alamos.log.capture import Capture, capture
-from alamos.log.logger import Logger, NoopLogger
+from alamos.log.logger import Logger
 
-__all__ = ["Capture", "Logger", "NoopLogger", "capture"]
+__all__ = ["Capture", "Logger", "capture"]

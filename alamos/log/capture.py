@@ -13,82 +13,72 @@ adds to loguru, and only when asked.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loguru import logger as _loguru
 
-from alamos.core.attributes import MAX_ATTRIBUTES, coerce_key, coerce_value
+from alamos.core.attributes import coerce_attributes, coerce_value
 from alamos.core.context import CURRENT
-from alamos.log.logger import LOG_ITEM
+from alamos.core.level import nearest_log_level
+from alamos.log.item import LogItem
+from alamos.log.logger import Logger
 
 if TYPE_CHECKING:
-    from loguru import Message, Record
-
-    from alamos.experiment.experiment import Experiment
+    from loguru import Message
 
 __all__ = ["Capture", "capture"]
 
-_KNOWN = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
+class HasLog(Protocol):
+    """What :func:`capture` needs of an experiment: its logger."""
 
-def _level_name(record: Record) -> str:
-    name = record["level"].name
-    if name in _KNOWN:
-        return name
-    # A custom loguru level: the highest standard level at or below its number.
-    no = record["level"].no
-    out = "TRACE"
-    for std, std_no in zip(_KNOWN, (5, 10, 20, 25, 30, 40, 50), strict=True):
-        if no >= std_no:
-            out = std
-    return out
+    @property
+    def log(self) -> Logger: ...
 
 
 class Capture:
-    """A loguru sink feeding ``exp``; ``close()`` removes it (idempotent)."""
+    """A loguru sink feeding a logger; ``close()`` removes it (idempotent)."""
 
-    def __init__(self, exp: Experiment, level: str | int) -> None:
-        self.exp = exp
+    def __init__(self, logger: Logger, level: str | int) -> None:
+        self.logger = logger
         self.handler_id: int | None = None
-        state = exp._root_state
-        with state.lock:
-            if state.closed:  # NOOP, or a closed tree: nothing would remove the sink
-                return
-            self.handler_id = _loguru.add(
-                self._sink,
-                level=level,
-                filter=lambda r: not r["extra"].get("alamos"),
-                format="{message}",
-                catch=True,
-            )
-            state.closers.append(self.close)
+        handler_id = _loguru.add(
+            self._sink,
+            level=level,
+            filter=lambda r: not r["extra"].get("alamos"),
+            format="{message}",
+            catch=True,
+        )
+        on_close = logger._on_close
+        if on_close is None or not on_close(self.close):
+            # NOOP, or a closed tree: nothing would remove the sink.
+            _loguru.remove(handler_id)
+            return
+        self.handler_id = handler_id
 
     def _sink(self, message: Message) -> None:
         record = message.record
-        exp = self.exp
-        name = _level_name(record)
-        if not exp.log.enabled(name):
+        logger = self.logger
+        name = nearest_log_level(record["level"].name, record["level"].no)
+        if not logger.enabled(name):
             return
-        attrs: dict[str, Any] = {}
-        for key, value in record["extra"].items():
-            if len(attrs) >= MAX_ATTRIBUTES:
-                break
-            attrs[coerce_key(key)] = coerce_value(value)
+        attrs: dict[str, Any] = coerce_attributes(record["extra"])
         if record["exception"] is not None:
             attrs["exception"] = coerce_value(str(record["exception"]))
         cur = CURRENT.get()
-        exp._root_state.emit(
-            (
-                LOG_ITEM,
+        logger._put(
+            LogItem(
                 int(record["time"].timestamp() * 1e9),
-                exp.path,
+                logger.path,
                 name,
                 record["message"],
-                None if cur is None else cur._tid,
-                None if cur is None else cur._sid,
+                None if cur is None else cur.trace_int,
+                None if cur is None else cur.span_int,
                 attrs or None,
-                f"{record['name']}:{record['function']}:{record['line']}",
-                exp._session_id,
+                record["name"] or "?",
+                record["function"],
+                record["line"],
+                logger._session_id,
             )
         )
 
@@ -99,7 +89,7 @@ class Capture:
                 _loguru.remove(handler_id)
 
 
-def capture(exp: Experiment, *, level: str | int = "TRACE") -> Capture:
+def capture(exp: HasLog, *, level: str | int = "TRACE") -> Capture:
     """Record plain ``loguru.logger`` calls (at ``level`` and up, and allowed by
     ``exp``'s filter) as log records of ``exp``."""
-    return Capture(exp, level)
+    return Capture(exp.log, level)

@@ -5,8 +5,9 @@ alamos keeps two sides apart:
 * the **record** side: every emitted call becomes a
   :class:`~alamos.core.records.LogRecord` carrying the experiment path,
   the current span's ids and the debug session id, bound for the exporters.
-  It is cheap: a formatted message, a timestamp and a small tuple, with no
-  frame object, datetime, thread or process lookups of loguru's record;
+  It is cheap: a formatted message, a timestamp and a small
+  :class:`~alamos.log.item.LogItem`, with no datetime, thread or process
+  lookups of loguru's record;
 * the **human** side: when console output is on, the same message is also
   passed to loguru (``loguru.logger``), so it reaches the console, files
   and whatever sinks the user configured.  alamos never adds, removes or
@@ -16,6 +17,10 @@ A level check happens before anything else, so a filtered-out call is one
 attribute test (cheaper than loguru's or the stdlib's own filtered-out call).
 Levels follow the experiment's threshold: prod shows INFO and up, debug shows
 DEBUG and up, bench shows TRACE and up.
+
+The seven level methods are generated from the one table of log levels
+(:data:`alamos.core.level.LOG_LEVELS`), each reading its on/off flag as a
+slot: as fast as the hand-written copies they replace (bench/: filtered_log).
 """
 
 from __future__ import annotations
@@ -24,22 +29,28 @@ import sys
 import traceback
 from collections.abc import Callable
 from time import time_ns
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from loguru import logger as _loguru
 
-from alamos.core.attributes import MAX_ATTRIBUTES, coerce_key, coerce_value
+from alamos.core.attributes import coerce_attributes, coerce_value
+from alamos.core.codegen import compile_function
 from alamos.core.context import CURRENT
+from alamos.core.level import LOG_LEVELS, log_level_name
+from alamos.core.safe import safe_repr, safe_str
+from alamos.core.scope import LiveScope, Scope
+from alamos.log.item import LogItem
 
-if TYPE_CHECKING:
-    from alamos.experiment.experiment import Experiment
+__all__ = ["LogMethod", "Logger"]
 
-__all__ = ["LOG_ITEM", "Logger", "NoopLogger"]
+#: Registers a function to call when the tree closes; False if already closed.
+OnClose = Callable[[Callable[[], None]], bool]
 
-#: Tag of the tuples a log call hands to the collector (see collector.py).
-LOG_ITEM = "log"
 
-LogItem = tuple[Any, ...]
+class LogMethod(Protocol):
+    """``exp.log.info`` and the other level methods."""
+
+    def __call__(self, message: Any, /, *args: Any, **kwargs: Any) -> None: ...
 
 
 def _format(message: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
@@ -48,43 +59,16 @@ def _format(message: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     try:
         text = message if type(message) is str else str(message)
     except Exception:
-        text = _safe_repr(message)
+        text = safe_repr(message, why=False)
     if args or kwargs:
         try:
             return text.format(*args, **kwargs)
         except Exception as exc:  # a bad format string must not lose the message
             return (
-                f"{text} [format error: {type(exc).__name__}: {_safe_str(exc)}; "
-                f"args={_safe_repr(args)} kwargs={_safe_repr(kwargs)}]"
+                f"{text} [format error: {type(exc).__name__}: {safe_str(exc)}; "
+                f"args={safe_repr(args, why=False)} kwargs={safe_repr(kwargs, why=False)}]"
             )
     return text
-
-
-_LEVEL_NAMES = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
-
-
-def _level_name(level: object) -> str:
-    name = level.upper() if isinstance(level, str) else None
-    if name not in _LEVEL_NAMES:
-        raise ValueError(
-            f"invalid log level {level!r}: use TRACE, DEBUG, INFO, SUCCESS, WARNING, "
-            "ERROR or CRITICAL"
-        )
-    return name
-
-
-def _safe_repr(value: Any) -> str:
-    try:
-        return repr(value)
-    except Exception:
-        return f"<unrepresentable {type(value).__name__}>"
-
-
-def _safe_str(value: Any) -> str:
-    try:
-        return str(value)
-    except Exception:
-        return _safe_repr(value)
 
 
 class Logger:
@@ -95,64 +79,58 @@ class Logger:
     ``attributes``.
     """
 
-    __slots__ = ("_console", "_debug", "_emit", "_exp", "_info", "_trace", "path")
+    __slots__ = (
+        "_bench",
+        "_console",
+        "_debug",
+        "_on_close",
+        "_prod",
+        "_put",
+        "_session_id",
+        "path",
+    )
 
-    def __init__(self, exp: Experiment, emit: Callable[[LogItem], None], console: bool) -> None:
-        self._exp = exp
-        self.path = exp.path
-        self._emit = emit
+    trace: LogMethod
+    debug: LogMethod
+    info: LogMethod
+    success: LogMethod
+    warning: LogMethod
+    error: LogMethod
+    critical: LogMethod
+
+    def __init__(
+        self,
+        scope: LiveScope,
+        put: Callable[[LogItem], None],
+        console: bool,
+        on_close: OnClose | None = None,
+    ) -> None:
+        self.path = scope.scope.path
+        self._put = put
         self._console = console
-        self._trace = self._debug = self._info = False
+        self._on_close = on_close
+        scope.watch(self._update)
 
-    def _refresh(self, bench: bool, debug: bool, prod: bool) -> None:
-        self._trace, self._debug, self._info = bench, debug, prod
-
-    def trace(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
-        if self._trace:
-            self._log("TRACE", message, args, kwargs)
-
-    def debug(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
-        if self._debug:
-            self._log("DEBUG", message, args, kwargs)
-
-    def info(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
-        if self._info:
-            self._log("INFO", message, args, kwargs)
-
-    def success(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
-        if self._info:
-            self._log("SUCCESS", message, args, kwargs)
-
-    def warning(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
-        if self._info:
-            self._log("WARNING", message, args, kwargs)
-
-    def error(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
-        if self._info:
-            self._log("ERROR", message, args, kwargs)
-
-    def critical(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
-        if self._info:
-            self._log("CRITICAL", message, args, kwargs)
+    def _update(self, scope: Scope) -> None:
+        self._bench, self._debug, self._prod = scope.bench, scope.debug, scope.prod
+        self._session_id = scope.session_id
 
     def exception(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
         """Log at ERROR with the exception being handled (its traceback is
         stored in the ``exception`` attribute)."""
-        if self._info:
+        if self._prod:
             self._log("ERROR", message, args, kwargs, exc=True)
 
     def log(self, level: str, message: Any, /, *args: Any, **kwargs: Any) -> None:
         """Log at a level given by name (TRACE ... CRITICAL, any case)."""
-        name = _level_name(level)
+        name = log_level_name(level)
         if self.enabled(name):
             self._log(name, message, args, kwargs)
 
     def enabled(self, level: str) -> bool:
         """Whether a log call at ``level`` (a name, any case) is kept right now."""
-        name = _level_name(level)
-        if name == "TRACE":
-            return self._trace
-        return self._debug if name == "DEBUG" else self._info
+        on: bool = getattr(self, f"_{LOG_LEVELS[log_level_name(level)]}")
+        return on
 
     def _log(
         self,
@@ -164,13 +142,7 @@ class Logger:
     ) -> None:
         ts = time_ns()
         text = _format(message, args, kwargs)
-        attrs: dict[str, Any] | None = None
-        if kwargs:
-            attrs = {}
-            for key, value in kwargs.items():
-                if len(attrs) >= MAX_ATTRIBUTES:
-                    break
-                attrs[coerce_key(key)] = coerce_value(value)
+        attrs = coerce_attributes(kwargs) if kwargs else None
         if exc:
             info = sys.exc_info()
             exc = info[1] is not None  # loguru would print "NoneType: None"
@@ -178,20 +150,20 @@ class Logger:
                 attrs = attrs if attrs is not None else {}
                 attrs["exception"] = coerce_value("".join(traceback.format_exception(info[1])))
         frame = sys._getframe(2)
-        location = f"{frame.f_globals.get('__name__', '?')}:{frame.f_code.co_name}:{frame.f_lineno}"
         cur = CURRENT.get()
-        self._emit(
-            (
-                LOG_ITEM,
+        self._put(
+            LogItem(
                 ts,
                 self.path,
                 level,
                 text,
-                None if cur is None else cur._tid,
-                None if cur is None else cur._sid,
+                None if cur is None else cur.trace_int,
+                None if cur is None else cur.span_int,
                 attrs,
-                location,
-                self._exp._session_id,
+                frame.f_globals.get("__name__", "?"),
+                frame.f_code.co_name,
+                frame.f_lineno,
+                self._session_id,
             )
         )
         if self._console:
@@ -200,20 +172,20 @@ class Logger:
             )
 
 
-class NoopLogger:
-    """The logger of :data:`alamos.NOOP` and of a closed experiment: does nothing."""
+_LEVEL_METHOD = """\
+def {method}(self, message, /, *args, **kwargs):
+    if self._{flag}:
+        self._log("{name}", message, args, kwargs)
+"""
 
-    __slots__ = ()
 
-    path = ""
+def _make_level_methods() -> None:
+    for name, level in LOG_LEVELS.items():
+        method = name.lower()
+        source = _LEVEL_METHOD.format(method=method, flag=level, name=name)
+        fn = compile_function(method, source, {}, owner="Logger")
+        fn.__doc__ = f"Log at {name} (kept while {level}-level records are on here)."
+        setattr(Logger, method, fn)
 
-    def trace(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
-        return None
 
-    debug = info = success = warning = error = critical = exception = trace
-
-    def log(self, level: str, message: Any, /, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def enabled(self, level: str) -> bool:
-        return False
+_make_level_methods()

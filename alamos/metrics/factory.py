@@ -6,22 +6,27 @@ prometheus_client adds ``_total`` to counters).  The whole tree shares one
 :class:`prometheus_client.CollectorRegistry` (``root.registry``), so several
 roots in one process never clash, and nothing touches the global registry.
 Only enabled metrics are registered there (a filtered-out metric is not
-exposed); a second, private registry (``RootState.metric_names``) holds every
-metric of the tree so that name clashes are caught whatever the levels.
+exposed); a second registry, private to the tree, holds every metric so that
+name clashes are caught whatever the levels.  Both are given to
+:class:`Metrics` when it is built, with the experiment's
+:class:`~alamos.core.scope.LiveScope`.
 """
 
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-from alamos.core.level import LevelLike, parse_level
+from prometheus_client import CollectorRegistry
+
+from alamos.core.level import Level, LevelLike, parse_level
+from alamos.core.scope import LiveScope, Scope
 from alamos.metrics.metric import KINDS, Counter, Gauge, Histogram, Metric
 
-if TYPE_CHECKING:
-    from alamos.experiment.experiment import Experiment
+#: Registers a function to call when the tree closes; False if already closed.
+OnClose = Callable[[Callable[[], None]], bool]
 
 __all__ = ["Metrics"]
 
@@ -31,12 +36,23 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 class Metrics:
     """Create (or get back) the metrics of one experiment."""
 
-    __slots__ = ("_exp", "_lock", "_metrics")
+    __slots__ = ("_lock", "_metrics", "_names", "_on_close", "_scope", "path", "registry")
 
-    def __init__(self, exp: Experiment) -> None:
-        self._exp = exp
+    def __init__(
+        self,
+        scope: LiveScope,
+        registry: CollectorRegistry,
+        names: CollectorRegistry,
+        on_close: OnClose | None = None,
+    ) -> None:
+        self.path = scope.scope.path
+        #: The registry of the enabled metrics (``root.registry``).
+        self.registry = registry
+        self._names = names
+        self._on_close = on_close
         self._metrics: dict[str, Metric] = {}
         self._lock = threading.Lock()
+        scope.watch(self._update)
 
     def counter(
         self,
@@ -98,37 +114,35 @@ class Metrics:
             if existing is not None:
                 if existing.kind != kind:
                     raise ValueError(
-                        f"metric {name!r} of {self._exp.path!r} is already a {existing.kind}; "
+                        f"metric {name!r} of {self.path!r} is already a {existing.kind}; "
                         f"it cannot also be a {kind}: pick another name"
                     )
                 if tuple(labelnames) and tuple(labelnames) != existing.labelnames:
                     raise ValueError(
-                        f"metric {name!r} of {self._exp.path!r} already has labelnames "
+                        f"metric {name!r} of {self.path!r} already has labelnames "
                         f"{list(existing.labelnames)}, not {list(labelnames)}: "
                         "pick another name"
                     )
                 return existing
-            exp = self._exp
-            full = exp.path.replace(".", "_").replace("-", "_") + "_" + name
+            path = self.path
+            full = path.replace(".", "_").replace("-", "_") + "_" + name
             wrapper_cls, prom_cls = KINDS[kind]
             try:
                 prom_obj = prom_cls(
                     full,
                     documentation or name,
                     labelnames=tuple(labelnames),
-                    registry=exp._root_state.metric_names,
+                    registry=self._names,
                     **extra,
                 )
             except ValueError as exc:
                 raise ValueError(
-                    f"cannot create {kind} {name!r} at {exp.path!r} (Prometheus name "
+                    f"cannot create {kind} {name!r} at {path!r} (Prometheus name "
                     f"{full!r}): {exc}. Two experiment paths can map to the same "
                     "Prometheus name ('a.b_c' and 'a_b.c'); rename one of them"
                 ) from None
-            metric = wrapper_cls(
-                exp.path, name, full, prom_obj, lvl, labelnames, exp._root_state.registry
-            )
-            metric._bind(exp._enabled(lvl))
+            metric = wrapper_cls(path, name, full, prom_obj, lvl, labelnames, self.registry)
+            metric._bind(self._scope.enabled(lvl))
             self._metrics[name] = metric
             return metric
 
@@ -142,16 +156,18 @@ class Metrics:
     def __len__(self) -> int:
         return len(self._metrics)
 
-    def _refresh(self) -> None:
-        exp = self._exp
+    def _update(self, scope: Scope) -> None:
+        self._scope = scope
         for metric in list(self._metrics.values()):
-            metric._bind(exp._enabled(metric.level))
+            metric._bind(scope.enabled(metric.level))
 
 
 class NoopMetrics:
     """``NOOP.metrics``: hands out metrics that are never enabled."""
 
     __slots__ = ()
+
+    _on_close: OnClose | None = None
 
     def counter(self, name: str, documentation: str = "", **kw: Any) -> Counter:
         return _noop_metric(Counter, name, kw.get("labelnames", ()))  # type: ignore[return-value]
@@ -171,11 +187,6 @@ class NoopMetrics:
     def __len__(self) -> int:
         return 0
 
-    def _refresh(self) -> None:
-        return None
-
 
 def _noop_metric(cls: type[Metric], name: str, labelnames: Sequence[str]) -> Metric:
-    from alamos.core.level import Level
-
     return cls("", name, name, None, Level.PROD, labelnames)

@@ -152,6 +152,23 @@ class Metric:
                 entry["value"] = entry["sum"]
         return out
 
+    def summary(self) -> Any:
+        """The current value for a report: a number for an unlabelled counter
+        or gauge, ``{"sum", "count"}`` for a histogram, and a list of
+        ``{"labels", "value"}`` entries when the metric has labels.  Values
+        are JSON numbers: NaN and infinities give None (see
+        :mod:`alamos.core.json`)."""
+        samples = self.samples()
+
+        def one(s: Sample) -> Any:
+            if self.kind == "histogram":
+                return {"sum": _finite(s["sum"]), "count": _finite(s["count"])}
+            return _finite(s["value"])
+
+        if not self.labelnames:
+            return one(samples[0]) if samples else None
+        return [{"labels": dict(s["labels"]), "value": one(s)} for s in samples]
+
     def value(self, **labels: str) -> float | None:
         """The current value for ``labels`` (the sum for a histogram), or ``None``."""
         want = {k: str(v) for k, v in labels.items()}
@@ -164,6 +181,10 @@ class Metric:
     def __repr__(self) -> str:
         state = "on" if self.enabled else "off"
         return f"<{type(self).__name__} {self.full_name} {self.level} {state}>"
+
+
+def _finite(v: Any) -> Any:
+    return v if not isinstance(v, float) or math.isfinite(v) else None
 
 
 class Counter(Metric):

@@ -14,12 +14,11 @@ runs in a daemon thread and is shut down when the tree closes.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry, start_http_server
 
-if TYPE_CHECKING:
-    from alamos.experiment.experiment import Experiment
+from alamos.metrics.factory import Metrics, NoopMetrics
 
 __all__ = ["MetricsServer", "serve"]
 
@@ -57,7 +56,17 @@ class MetricsServer(NamedTuple):
         self.close()
 
 
-def serve(root: Experiment, port: int, addr: str = "127.0.0.1") -> MetricsServer:
+class HasMetrics(Protocol):
+    """What :func:`serve` needs of an experiment: its registry and metrics."""
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+    @property
+    def metrics(self) -> Metrics | NoopMetrics: ...
+
+
+def serve(root: HasMetrics, port: int, addr: str = "127.0.0.1") -> MetricsServer:
     """Serve the metrics of ``root``'s whole tree at ``http://addr:port/metrics``
     (every path answers with the exposition text, as in prometheus_client).
 
@@ -68,8 +77,7 @@ def serve(root: Experiment, port: int, addr: str = "127.0.0.1") -> MetricsServer
         raise ValueError(f"invalid port {port!r}: use an int in [0, 65535] (0 picks a free port)")
     server, thread = start_http_server(port, addr=addr, registry=root.registry)
     running = MetricsServer(server, thread)
-    state = root._root_state
-    with state.lock:
-        if not state.closed:
-            state.closers.append(running.close)
+    on_close = root.metrics._on_close
+    if on_close is not None:
+        on_close(running.close)  # a closed tree: the caller closes it
     return running

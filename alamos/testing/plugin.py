@@ -41,9 +41,9 @@ import attrs
 import pytest
 
 from alamos.core.context import CURRENT
+from alamos.core.errors import UnendedSpansError
 from alamos.core.records import LogRecord
 from alamos.experiment.experiment import Experiment
-from alamos.experiment.lifecycle import UnendedSpansError
 from alamos.testing.match import describe_log
 from alamos.testing.recorder import Recorder
 from alamos.trace.span import Span
@@ -195,7 +195,7 @@ def alamos_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
         # report, once, in the test's terms.  So the trees forget them first.
         for root in recorder.trees:
             for span in [*state.spans_done, *spans]:
-                root._root_state.untrack(span)
+                root.open_spans.discard(span)
         with warnings.catch_warnings(), contextlib.suppress(UnendedSpansError):
             warnings.simplefilter("ignore", ResourceWarning)
             recorder.close()

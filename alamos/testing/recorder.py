@@ -186,8 +186,7 @@ class Recorder:
         """
         found: list[Span] = []
         for root in self.trees:
-            # dict.copy() is atomic under the GIL: spans may end meanwhile.
-            found.extend(root._root_state.open_spans.copy().values())
+            found.extend(root.open_spans.snapshot())
         return sorted(found, key=lambda s: s.start_ns)
 
     # -- queries --------------------------------------------------------------------

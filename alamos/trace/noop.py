@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from alamos.core.context import INVALID_CONTEXT
 from alamos.core.level import Level
@@ -45,6 +45,9 @@ class NoopSpan:
     parent_id = None
     trace_id = INVALID_CONTEXT.trace_id
     span_id = INVALID_CONTEXT.span_id
+    trace_int = 0
+    span_int = 0
+    parent_int = None
     tracestate = None
     sampled = False
     recording = False
@@ -92,6 +95,10 @@ class NoopSpan:
 
     def error(self, exc: E) -> E:
         return exc
+
+    def to_record(self, service: str, node: str) -> NoReturn:
+        """A NoopSpan records nothing, so it has no record (it is never queued)."""
+        raise TypeError("a filtered-out span (NoopSpan) records nothing: it has no record")
 
     def __call__(self, fn: F) -> F:
         if self._tracer is None:

@@ -19,7 +19,16 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["ALWAYS", "DEFAULT", "NEVER", "Sampler", "coerce_sampler", "parent_based", "ratio"]
+__all__ = [
+    "ALWAYS",
+    "DEFAULT",
+    "FULL",
+    "NEVER",
+    "Sampler",
+    "coerce_sampler",
+    "parent_based",
+    "ratio",
+]
 
 
 @attrs.frozen(slots=True)
@@ -31,18 +40,16 @@ class Sampler:
     """Root spans are sampled when the low 64 bits of the trace id are below it."""
     follow_parent: bool = True
 
-    def sample_root(self, trace_id: int) -> bool:
-        return (trace_id & 0xFFFFFFFFFFFFFFFF) < self.threshold
-
     def sample(self, trace_id: int, parent_sampled: bool | None) -> bool:
         if parent_sampled is not None and self.follow_parent:
             return parent_sampled
         return (trace_id & 0xFFFFFFFFFFFFFFFF) < self.threshold
 
 
-_FULL = 1 << 64
+#: The threshold of a sampler that keeps every trace (all 64 low bits pass).
+FULL = 1 << 64
 
-ALWAYS = Sampler("always", _FULL, follow_parent=False)
+ALWAYS = Sampler("always", FULL, follow_parent=False)
 NEVER = Sampler("never", 0, follow_parent=False)
 
 
@@ -50,7 +57,7 @@ def ratio(fraction: float) -> Sampler:
     """Sample ``fraction`` of traces, consistently by trace id (no parent rule)."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"sampling ratio must be in [0, 1], got {fraction!r}")
-    return Sampler(f"ratio({fraction})", int(fraction * _FULL), follow_parent=False)
+    return Sampler(f"ratio({fraction})", int(fraction * FULL), follow_parent=False)
 
 
 def parent_based(root: Sampler = ALWAYS) -> Sampler:

@@ -6,25 +6,34 @@ speed, and each shortcut below says why it is there:
 * ids are kept as ``int`` (``random.getrandbits``) and formatted as hex only
   when somebody asks (``span.context``) or when the collector's worker builds
   the record, off the instrumented thread;
-* a finished span is handed to its root's emitter as is; the
-  :class:`~alamos.core.records.SpanRecord` is built later by the worker;
+* a finished span goes through the hand-off's ``put`` as is (the tracer was
+  given it when it was built); the :class:`~alamos.core.records.SpanRecord` is
+  built later by the collector's worker (:meth:`Span.to_record`);
 * attributes and events are allocated on first use only.
 """
 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from contextvars import Token
 from random import getrandbits
 from time import time_ns
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from alamos.core.attributes import MAX_ATTRIBUTES, MAX_STRING, coerce_key, coerce_value
+from alamos.core.attributes import (
+    MAX_ATTRIBUTES,
+    MAX_STRING,
+    coerce_attributes,
+    coerce_key,
+    coerce_value,
+)
 from alamos.core.context import CURRENT, SpanContext
+from alamos.core.ids import hex_id
 from alamos.core.level import Level
 from alamos.core.records import EventRecord, SpanRecord, new_span_record
+from alamos.core.safe import error_text, safe_str
 from alamos.trace.noop import EMPTY_ATTRIBUTES, NoopSpan
 
 if TYPE_CHECKING:
@@ -51,23 +60,26 @@ class Span:
         "__dict__",
         "_attrs",
         "_parent",
-        "_pid",
-        "_sid",
-        "_tid",
         "_token",
         "_tracer",
         "end_ns",
         "level",
         "name",
+        "parent_int",
         "sampled",
         "session_id",
+        "span_int",
         "start_ns",
+        "trace_int",
         "tracestate",
     )
 
-    _tid: int
-    _sid: int
-    _pid: int | None
+    trace_int: int
+    """The trace id as an int (``trace_id`` is its hex form)."""
+    span_int: int
+    """The span id as an int (``span_id`` is its hex form)."""
+    parent_int: int | None
+    """The parent's span id as an int, or None."""
     _token: Token[Span | None] | None
     sampled: bool
     session_id: str | None
@@ -102,18 +114,18 @@ class Span:
         if parent is None:
             # A new trace.  The id is never 0 (W3C treats all-zero as invalid).
             tid = getrandbits(128) or 1
-            self._tid = tid
-            self._pid = None
+            self.trace_int = tid
+            self.parent_int = None
             self.sampled = tracer._always or tracer._root_sampled(tid)
             self.tracestate = None
         elif type(parent) is Span:
-            self._tid = parent._tid
-            self._pid = parent._sid
+            self.trace_int = parent.trace_int
+            self.parent_int = parent.span_int
             self.sampled = parent.sampled
             self.tracestate = parent.tracestate
         else:
             self._start_remote(parent)
-        self._sid = getrandbits(64) or 1
+        self.span_int = getrandbits(64) or 1
         self.session_id = tracer._session_id
         if tracer._track:
             tracer._track_open(self)
@@ -134,7 +146,7 @@ class Span:
         if type(parent) is NoopSpan:
             current = CURRENT.get()
             if current is not None:
-                self._tid, self._pid = current._tid, current._sid
+                self.trace_int, self.parent_int = current.trace_int, current.span_int
                 self.sampled, self.tracestate = current.sampled, current.tracestate
                 return
             parent = None
@@ -145,11 +157,11 @@ class Span:
             tid, pid = 0, 0
         if tid == 0 or pid == 0:  # no or an invalid context starts a fresh trace
             tid = getrandbits(128) or 1
-            self._tid, self._pid = tid, None
+            self.trace_int, self.parent_int = tid, None
             self.sampled = self._tracer._root_sampled(tid)
             self.tracestate = None
             return
-        self._tid, self._pid = tid, pid
+        self.trace_int, self.parent_int = tid, pid
         sampled = getattr(parent, "sampled", True)
         self.sampled = self._tracer._sampled_with_parent(tid, bool(sampled))
         self.tracestate = getattr(parent, "tracestate", None)
@@ -167,7 +179,7 @@ class Span:
         if tracer._track:
             tracer._untrack(self)
         if self.sampled:
-            tracer._emit(self)
+            tracer._put(self)
         if CURRENT.get() is self and (token := self._token) is not None:
             self._token = None
             try:
@@ -195,21 +207,7 @@ class Span:
             if tracer._track:
                 tracer._untrack(self)
             if self.sampled:
-                # Collector.put, inlined when the root has only a collector
-                # (the common case): a Python call is ~5% of a recorded span.
-                # Keep in step with Collector.put.
-                c = tracer._collector
-                if c is None:
-                    tracer._emit(self)
-                else:
-                    q = c._q
-                    n = len(q)
-                    if n < c._limit:
-                        q.append(self)
-                        if n == c.batch_size or c._thread is None:
-                            c._kick(n)
-                    else:
-                        next(c._dropped)
+                tracer._put(self)
         token = self._token
         if token is None:  # a second __exit__ on the same span: nothing to restore
             return
@@ -264,7 +262,7 @@ class Span:
         if events is None:
             events = self._events = []
         if len(events) < MAX_ATTRIBUTES:
-            events.append(EventRecord(str(name), time_ns(), _coerce_attrs(attributes)))
+            events.append(EventRecord(str(name), time_ns(), coerce_attributes(attributes)))
         return self
 
     def error(self, exc: E) -> E:
@@ -277,12 +275,12 @@ class Span:
         if self.end_ns is not None:
             return exc
         self.status = "error"
-        self.error_text = _error_text(exc)
+        self.error_text = error_text(exc)
         self._error_id = id(exc)
         self.event(
             "exception",
             type=type(exc).__qualname__,
-            message=_safe_str(exc),
+            message=safe_str(exc, f"<unprintable {type(exc).__name__}>"),
             stacktrace="".join(traceback.format_exception(exc)),
         )
         return exc
@@ -302,19 +300,21 @@ class Span:
 
     @property
     def context(self) -> SpanContext:
-        return SpanContext(f"{self._tid:032x}", f"{self._sid:016x}", self.sampled, self.tracestate)
+        return SpanContext(
+            f"{self.trace_int:032x}", f"{self.span_int:016x}", self.sampled, self.tracestate
+        )
 
     @property
     def trace_id(self) -> str:
-        return f"{self._tid:032x}"
+        return f"{self.trace_int:032x}"
 
     @property
     def span_id(self) -> str:
-        return f"{self._sid:016x}"
+        return f"{self.span_int:016x}"
 
     @property
     def parent_id(self) -> str | None:
-        return None if self._pid is None else f"{self._pid:016x}"
+        return None if self.parent_int is None else f"{self.parent_int:016x}"
 
     @property
     def attributes(self) -> Mapping[str, Any]:
@@ -331,63 +331,34 @@ class Span:
     def __repr__(self) -> str:
         return f"<Span {self.path}:{self.name} {self.status} trace={self.trace_id}>"
 
+    def to_record(self, service: str, node: str) -> SpanRecord:
+        """The frozen record of this finished span (built by the collector's
+        worker, off the instrumented thread: see :class:`alamos.core.handoff.Item`)."""
+        pid = self.parent_int
+        attrs = self._attrs
+        events = self._events
+        return new_span_record(
+            hex_id(self.trace_int, 16),
+            hex_id(self.span_int, 8),
+            None if pid is None else hex_id(pid, 8),
+            self._tracer.path,
+            self.name,
+            self.level,
+            self.start_ns,
+            self.end_ns if self.end_ns is not None else self.start_ns,
+            self.status,
+            self.error_text,
+            # No copy: a finished span ignores set(), so its dict never changes again.
+            MappingProxyType(attrs) if attrs else EMPTY_ATTRIBUTES,
+            tuple(events) if events else (),
+            service,
+            node,
+            self.session_id,
+            self.location,
+        )
+
 
 def current_span() -> Span | None:
     """The span now current in this context, or ``None``."""
     span: Span | None = CURRENT.get()
     return span
-
-
-def span_record(span: Span, service: str, node: str) -> SpanRecord:
-    """Build the frozen record of a finished span (done by the worker)."""
-    pid = span._pid
-    attrs = span._attrs
-    try:  # int.to_bytes().hex() formats an id about three times as fast as an f-string
-        tid = span._tid.to_bytes(16, "big").hex()
-        sid = span._sid.to_bytes(8, "big").hex()
-        parent = None if pid is None else pid.to_bytes(8, "big").hex()
-    except OverflowError:  # an id out of range (from a malformed remote context)
-        tid, sid = f"{span._tid:032x}", f"{span._sid:016x}"
-        parent = None if pid is None else f"{pid:016x}"
-    return new_span_record(
-        tid,
-        sid,
-        parent,
-        span._tracer.path,
-        span.name,
-        span.level,
-        span.start_ns,
-        span.end_ns if span.end_ns is not None else span.start_ns,
-        span.status,
-        span.error_text,
-        # No copy: a finished span ignores set(), so its dict never changes again.
-        MappingProxyType(attrs) if attrs else EMPTY_ATTRIBUTES,
-        tuple(span._events) if span._events else (),
-        service,
-        node,
-        span.session_id,
-        span.location,
-    )
-
-
-def _coerce_attrs(attributes: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    items = attributes.items() if isinstance(attributes, Mapping) else attributes
-    out: dict[str, Any] = {}
-    for key, value in items:
-        if len(out) >= MAX_ATTRIBUTES:
-            break
-        out[coerce_key(key)] = coerce_value(value)
-    return out
-
-
-def _safe_str(exc: BaseException) -> str:
-    try:
-        return str(exc)
-    except Exception:
-        return f"<unprintable {type(exc).__name__}>"
-
-
-def _error_text(exc: BaseException) -> str:
-    text = _safe_str(exc)
-    name = type(exc).__qualname__
-    return f"{name}: {text}" if text else name

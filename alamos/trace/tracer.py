@@ -1,9 +1,18 @@
 """Span factories: ``exp.trace.prod("write")``, ``.debug(...)``, ``.bench(...)``.
 
-Every experiment owns one :class:`Tracer`.  The tracer holds its
-experiment's on/off decision per level as plain booleans, refreshed by the
-experiment whenever the filter changes, so a filtered-out factory call costs
-one attribute check and returns a shared :class:`NoopSpan`.
+Every experiment owns one :class:`Tracer`, built with what it needs and
+nothing more: the experiment's :class:`~alamos.core.scope.LiveScope` (its
+path, which levels are on, the debug session), the hand-off's ``put``, the
+sampler, and the debug-mode callbacks for spans started and ended.  The
+tracer keeps the on/off decision per level as plain booleans, updated when
+the scope changes, so a filtered-out factory call costs one attribute check
+and returns a shared :class:`NoopSpan`.
+
+The three factories are generated from one template (:data:`_FACTORY`), one
+per level: written out, they were three copies with three sets of
+overloads.  Generated code reads its level as a constant and its on/off
+flag as a slot, as fast as the hand-written copies (bench/: filtered_span,
+recorded_span), and its source is in :mod:`linecache` for tracebacks.
 """
 
 from __future__ import annotations
@@ -13,32 +22,43 @@ import inspect
 import os
 import sys
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
+from alamos.core.codegen import compile_function
 from alamos.core.context import SpanContext
 from alamos.core.level import Level, LevelLike, parse_level
+from alamos.core.scope import LiveScope, Scope
 from alamos.trace.noop import NoopSpan
-from alamos.trace.sampling import Sampler
+from alamos.trace.sampling import FULL, Sampler
 from alamos.trace.span import Span
 
-if TYPE_CHECKING:
-    from alamos.experiment.experiment import Experiment
-    from alamos.report.pipeline.collector import Collector
-
-__all__ = ["SpanDecorator", "Tracer"]
+__all__ = ["SpanDecorator", "SpanFactory", "Tracer"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_FULL = 1 << 64
-
-# The factories read the levels from module globals: in CPython 3.11 an enum
-# member looked up on its class (``Level.PROD``) costs about 200 ns, some 10%
-# of a recorded span, where a global costs about 10 ns (bench/: recorded_span).
-_BENCH, _DEBUG, _PROD = Level.BENCH, Level.DEBUG, Level.PROD
 
 _HERE = {os.path.dirname(os.path.abspath(__file__))}
 
 Parent = SpanContext | Span | None
+
+
+class SpanFactory(Protocol):
+    """``exp.trace.prod`` (and ``debug``, ``bench``): a span named ``name``,
+    or, with no name, a decorator naming its spans by ``__qualname__``."""
+
+    @overload
+    def __call__(
+        self, name: str, /, *, parent: Parent = ..., attributes: Mapping[str, Any] | None = ...
+    ) -> Span | NoopSpan: ...
+
+    @overload
+    def __call__(
+        self,
+        name: None = ...,
+        /,
+        *,
+        parent: Parent = ...,
+        attributes: Mapping[str, Any] | None = ...,
+    ) -> SpanDecorator | NoopSpan: ...
 
 
 class Tracer:
@@ -47,152 +67,47 @@ class Tracer:
     __slots__ = (
         "_always",
         "_bench",
-        "_collector",
         "_debug",
-        "_emit",
-        "_exp",
         "_noop_bench",
         "_noop_debug",
         "_noop_prod",
+        "_on_end",
+        "_on_start",
         "_prod",
+        "_put",
         "_sampler",
         "_session_id",
         "_track",
         "path",
     )
 
-    path: str
-    _always: bool
-    _track: bool
-    _session_id: str | None
+    prod: SpanFactory
+    debug: SpanFactory
+    bench: SpanFactory
 
     def __init__(
         self,
-        exp: Experiment,
-        emit: Callable[[Span], None],
+        scope: LiveScope,
+        put: Callable[[Span], None],
         sampler: Sampler,
-        track: bool,
-        collector: Collector | None = None,
+        on_start: Callable[[Span], None] | None = None,
+        on_end: Callable[[Span], None] | None = None,
     ) -> None:
-        self._exp = exp
-        self.path = exp.path
-        self._emit = emit
-        # Set when ``emit`` is just ``collector.put``: Span.__exit__ then
-        # appends to the queue itself instead of calling ``emit``.
-        self._collector = collector
+        self.path = scope.scope.path
+        self._put = put
         self._sampler = sampler
-        self._always = sampler.threshold >= _FULL
-        self._track = track
-        self._bench = self._debug = self._prod = False
-        self._session_id: str | None = None
+        self._always = sampler.threshold >= FULL
+        self._on_start = on_start
+        self._on_end = on_end
+        self._track = on_start is not None
         self._noop_bench = NoopSpan(self, Level.BENCH)
         self._noop_debug = NoopSpan(self, Level.DEBUG)
         self._noop_prod = NoopSpan(self, Level.PROD)
+        scope.watch(self._update)
 
-    def _refresh(self, bench: bool, debug: bool, prod: bool, session_id: str | None) -> None:
-        self._bench, self._debug, self._prod = bench, debug, prod
-        self._session_id = session_id
-
-    # -- the factories (hot path) -------------------------------------------
-
-    @overload
-    def prod(
-        self, name: str, /, *, parent: Parent = ..., attributes: Mapping[str, Any] | None = ...
-    ) -> Span | NoopSpan: ...
-
-    @overload
-    def prod(
-        self,
-        name: None = ...,
-        /,
-        *,
-        parent: Parent = ...,
-        attributes: Mapping[str, Any] | None = ...,
-    ) -> SpanDecorator | NoopSpan: ...
-
-    def prod(
-        self,
-        name: str | None = None,
-        /,
-        *,
-        parent: Parent = None,
-        attributes: Mapping[str, Any] | None = None,
-    ) -> Span | NoopSpan | SpanDecorator:
-        """A prod-level span named ``name``; with no name, a decorator."""
-        if not self._prod:
-            return self._noop_prod
-        if name is None:
-            return SpanDecorator(self, _PROD)
-        span = Span(self, _PROD, name, parent)
-        if attributes:
-            span.set_attributes(attributes)
-        return span
-
-    @overload
-    def debug(
-        self, name: str, /, *, parent: Parent = ..., attributes: Mapping[str, Any] | None = ...
-    ) -> Span | NoopSpan: ...
-
-    @overload
-    def debug(
-        self,
-        name: None = ...,
-        /,
-        *,
-        parent: Parent = ...,
-        attributes: Mapping[str, Any] | None = ...,
-    ) -> SpanDecorator | NoopSpan: ...
-
-    def debug(
-        self,
-        name: str | None = None,
-        /,
-        *,
-        parent: Parent = None,
-        attributes: Mapping[str, Any] | None = None,
-    ) -> Span | NoopSpan | SpanDecorator:
-        """A debug-level span named ``name``; with no name, a decorator."""
-        if not self._debug:
-            return self._noop_debug
-        if name is None:
-            return SpanDecorator(self, _DEBUG)
-        span = Span(self, _DEBUG, name, parent)
-        if attributes:
-            span.set_attributes(attributes)
-        return span
-
-    @overload
-    def bench(
-        self, name: str, /, *, parent: Parent = ..., attributes: Mapping[str, Any] | None = ...
-    ) -> Span | NoopSpan: ...
-
-    @overload
-    def bench(
-        self,
-        name: None = ...,
-        /,
-        *,
-        parent: Parent = ...,
-        attributes: Mapping[str, Any] | None = ...,
-    ) -> SpanDecorator | NoopSpan: ...
-
-    def bench(
-        self,
-        name: str | None = None,
-        /,
-        *,
-        parent: Parent = None,
-        attributes: Mapping[str, Any] | None = None,
-    ) -> Span | NoopSpan | SpanDecorator:
-        """A bench-level span named ``name``; with no name, a decorator."""
-        if not self._bench:
-            return self._noop_bench
-        if name is None:
-            return SpanDecorator(self, _BENCH)
-        span = Span(self, _BENCH, name, parent)
-        if attributes:
-            span.set_attributes(attributes)
-        return span
+    def _update(self, scope: Scope) -> None:
+        self._bench, self._debug, self._prod = scope.bench, scope.debug, scope.prod
+        self._session_id = scope.session_id
 
     @overload
     def span(
@@ -226,18 +141,12 @@ class Tracer:
         attributes: Mapping[str, Any] | None = None,
     ) -> Span | NoopSpan | SpanDecorator:
         """The factory for a level given at run time."""
-        lvl = parse_level(level)
-        if lvl is Level.PROD:
-            return self.prod(name, parent=parent, attributes=attributes)
-        if lvl is Level.DEBUG:
-            return self.debug(name, parent=parent, attributes=attributes)
-        return self.bench(name, parent=parent, attributes=attributes)
+        factory: SpanFactory = getattr(self, str(parse_level(level)))
+        return factory(name, parent=parent, attributes=attributes)
 
     def enabled(self, level: LevelLike) -> bool:
-        lvl = parse_level(level)
-        if lvl is Level.PROD:
-            return self._prod
-        return self._debug if lvl is Level.DEBUG else self._bench
+        enabled: bool = getattr(self, f"_{parse_level(level)}")
+        return enabled
 
     # -- helpers used by Span -----------------------------------------------
 
@@ -249,15 +158,44 @@ class Tracer:
 
     def _decorate(self, level: Level, name: str | None, fn: F) -> F:
         span_name = name if name is not None else getattr(fn, "__qualname__", repr(fn))
-        factory = {Level.PROD: self.prod, Level.DEBUG: self.debug, Level.BENCH: self.bench}[level]
+        factory: SpanFactory = getattr(self, str(level))
         return decorate(lambda: factory(span_name), fn)
 
     def _track_open(self, span: Span) -> None:
         span.location = _user_location()
-        self._exp._root_state.track_open(span)
+        if self._on_start is not None:
+            self._on_start(span)
 
     def _untrack(self, span: Span) -> None:
-        self._exp._root_state.untrack(span)
+        if self._on_end is not None:
+            self._on_end(span)
+
+
+# The template of the factories.  The level is a constant of the generated
+# code: in CPython 3.11 an enum member looked up on its class (``Level.PROD``)
+# costs about 200 ns, some 10% of a recorded span, where a global costs
+# about 10 ns (bench/: recorded_span).
+_FACTORY = """\
+def {name}(self, name=None, /, *, parent=None, attributes=None):
+    if not self._{name}:
+        return self._noop_{name}
+    if name is None:
+        return SpanDecorator(self, {constant})
+    span = Span(self, {constant}, name, parent)
+    if attributes:
+        span.set_attributes(attributes)
+    return span
+"""
+
+
+def _make_factories() -> None:
+    for level in Level:
+        name, constant = str(level), f"_{level.name}"
+        namespace: dict[str, Any] = {"Span": Span, "SpanDecorator": SpanDecorator, constant: level}
+        source = _FACTORY.format(name=name, constant=constant)
+        factory = compile_function(name, source, namespace, owner="Tracer")
+        factory.__doc__ = f"A {name}-level span named ``name``; with no name, a decorator."
+        setattr(Tracer, name, factory)
 
 
 class SpanDecorator:
@@ -310,3 +248,6 @@ def decorate(start: Callable[[], Span | NoopSpan], fn: F) -> F:
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+_make_factories()

@@ -1,245 +1,149 @@
-"""One collector per root: a bounded queue and a background worker.
+"""One collector per root: the worker behind the hand-off.
 
-The instrumented thread only ever does ``deque.append`` (plus a length
-check) when a span ends or a log is emitted: no lock, no I/O, no record
-building.  The worker wakes up every ``flush_interval`` seconds, or as soon
-as the queue holds ``batch_size`` items (the producer signals once per batch,
-not once per item: signalling a ``threading.Event`` takes its lock, which is
-what made OpenTelemetry's BatchSpanProcessor contend), then drains the queue,
-builds the records, and hands each exporter's share to its
-:class:`~alamos.report.pipeline.delivery.Delivery`, which retries, spools and replays.
+The instrumented threads put finished spans, log items and records into the
+root's :class:`~alamos.core.handoff.Handoff` (``deque.append`` plus a length
+check: no lock, no I/O, no record building).  The collector's worker wakes up
+every ``flush_interval`` seconds, or as soon as a full batch is waiting,
+drains the hand-off, turns each item into its record (``item.to_record``:
+the collector knows nothing about spans or logs), and hands each exporter's
+share to its :class:`~alamos.report.pipeline.delivery.Delivery`, which
+retries, spools and replays.
 
-The queue is bounded by ``max_queue`` items.  When it is full (the producers
-outrun the worker), new items are dropped and counted, never blocking the
-caller; the worker logs a warning with the count and increments the root's
-``alamos_dropped_records`` counter.  While an exporter is slow or down, the
-worker keeps draining into the spool, so the queue only fills if the
-producers outrun the local disk.
+Metric and report snapshots reach it through :class:`Poller` objects that
+the tree registers: each is run every ``interval`` seconds, and the ones
+marked ``at_flush`` (metrics) also as a step of every :meth:`Collector.flush`.
+The collector never walks the tree.
+
+The hand-off is bounded by ``max_queue`` items.  When it is full (the
+producers outrun the worker), new items are dropped and counted, never
+blocking the caller; the worker reports the count through ``on_drop``.
+While an exporter is slow or down, the worker keeps draining into the
+spool, so the queue only fills if the producers outrun the local disk.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
+import logging
 import threading
-import weakref
-from collections import deque
-from collections.abc import Callable, Sequence
-from random import getrandbits
-from time import monotonic, sleep, time_ns
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Sequence
+from time import monotonic, sleep
 
-from loguru import logger as _loguru
+import attrs
 
-from alamos.core.records import MetricRecord, Record, ReportRecord, new_log_record
-from alamos.trace.span import Span, span_record
+from alamos.core import process
+from alamos.core.handoff import Handoff
+from alamos.core.records import Record
+from alamos.report.pipeline.delivery import Delivery
 
-if TYPE_CHECKING:
-    from alamos.experiment.experiment import Experiment
-    from alamos.experiment.root import RootState
-    from alamos.report.pipeline.delivery import Delivery
+__all__ = ["Collector", "Poller"]
 
-__all__ = ["Collector", "metric_records", "report_records", "to_record"]
-
-_EMPTY: Any = MappingProxyType({})
+log = logging.getLogger("alamos.report")
 
 
-def _new_id() -> str:
-    return getrandbits(128).to_bytes(16, "big").hex()  # 32 hex digits, fast
+@attrs.frozen(slots=True)
+class Poller:
+    """A source of records the worker asks for now and then (metric samples,
+    report snapshots).  ``poll`` runs on the worker thread and must not raise
+    for long: an exception is logged and the worker goes on."""
 
-
-def _hex(n: int, size: int) -> str:
-    """``n`` as ``2 * size`` lower-case hex digits (more if it does not fit)."""
-    try:
-        return n.to_bytes(size, "big").hex()
-    except OverflowError:
-        return f"{n:0{2 * size}x}"
-
-
-def to_record(item: Any, service: str, node: str) -> Record:
-    """Turn a queued item (a finished Span, a log tuple, or a record) into a record."""
-    if type(item) is Span:
-        return span_record(item, service, node)
-    if type(item) is tuple:
-        _, ts, path, level, text, tid, sid, attrs, location, session = item
-        return new_log_record(
-            _new_id(),
-            ts,
-            path,
-            level,
-            text,
-            None if tid is None else _hex(tid, 16),
-            None if sid is None else _hex(sid, 8),
-            MappingProxyType(attrs) if attrs else _EMPTY,
-            location,
-            service,
-            node,
-            session,
-        )
-    return item  # type: ignore[no-any-return]
-
-
-def metric_records(root: Experiment, ts_ns: int | None = None) -> list[MetricRecord]:
-    """One record per enabled metric and label set in the tree."""
-    ts = time_ns() if ts_ns is None else ts_ns
-    service, node = root.service, root.node
-    out: list[MetricRecord] = []
-    for exp in root.walk():
-        for metric in exp.metrics:
-            if not metric.enabled:
-                continue
-            for s in metric.samples():
-                out.append(
-                    MetricRecord(
-                        _new_id(),
-                        ts,
-                        exp.path,
-                        metric.name,
-                        metric.kind,
-                        MappingProxyType(dict(s["labels"])),
-                        s["value"],
-                        s["sum"],
-                        s["count"],
-                        MappingProxyType(s["buckets"]) if s["buckets"] is not None else None,
-                        service,
-                        node,
-                        metric.level,
-                    )
-                )
-    return out
-
-
-def report_records(root: Experiment, ts_ns: int | None = None) -> list[ReportRecord]:
-    ts = time_ns() if ts_ns is None else ts_ns
-    return [
-        ReportRecord(_new_id(), ts, path, key, report, root.service, root.node, level)
-        for path, key, level, report in root.report_entries()
-    ]
+    name: str
+    interval: float
+    poll: Callable[[], Iterable[Record]]
+    at_flush: bool = False
+    """Also poll as a step of every flush (so a flush makes metrics durable)."""
 
 
 class Collector:
-    """The queue and worker of one root.  Created by :func:`alamos.new` when
-    the tree has background exporters."""
+    """The hand-off and worker of one root.  Built by the experiment package
+    when the tree has background exporters."""
 
     def __init__(
         self,
-        state: RootState,
-        root_getter: Callable[[], Experiment | None],
         deliveries: Sequence[Delivery],
         *,
+        service: str,
+        node: str,
         batch_size: int = 512,
         flush_interval: float = 0.5,
         max_queue: int = 100_000,
-        metrics_interval: float = 10.0,
-        report_interval: float = 60.0,
         on_drop: Callable[[int, str], None] | None = None,
     ) -> None:
-        if batch_size < 1 or max_queue < 1:
-            raise ValueError("batch_size and max_queue must be at least 1")
-        if flush_interval <= 0 or metrics_interval <= 0 or report_interval <= 0:
-            raise ValueError("flush_interval, metrics_interval and report_interval must be > 0")
-        self._state = state
-        self._root = root_getter
+        if flush_interval <= 0:
+            raise ValueError(f"flush_interval must be > 0 (got {flush_interval})")
+        self.handoff = Handoff(max_queue, batch_size, self._start)
         self.deliveries = list(deliveries)
+        #: Carried by every record built here (``node`` changes in a forked child).
+        self.service = service
+        self.node = node
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_queue = max_queue
-        self.metrics_interval = metrics_interval
-        self.report_interval = report_interval
         self._on_drop = on_drop
+        self._pollers: list[Poller] = []
         self._reset()
-        ref = weakref.ref(self)
-
-        def after_fork() -> None:
-            collector = ref()
-            if collector is not None:
-                collector._reset()
-
-        os.register_at_fork(after_in_child=after_fork)
+        process.track(self, process.Hooks(after_fork_in_child=Collector._after_fork))
 
     def _reset(self) -> None:
-        """Fresh queue and no worker (at creation, and in a forked child: the
-        parent's queued items belong to the parent, which exports them)."""
-        self._q: deque[Any] = deque()
-        self._limit = self.max_queue
-        self._wake = threading.Event()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._closing = False
-        self._dropped = itertools.count()
         self._dropped_seen = 0
         self._flush_req = 0
         self._flush_done = 0
         self.processed = 0
 
-    # -- the hot path -------------------------------------------------------------
+    def _after_fork(self) -> None:
+        # The parent exports what it had queued; the child starts afresh and
+        # starts its own worker on first use.
+        self.handoff.reset()
+        self._reset()
 
-    def put(self, item: Any) -> None:
-        """Queue one item.  Never blocks; drops (and counts) when full."""
-        q = self._q
-        n = len(q)
-        if n >= self._limit:
-            next(self._dropped)  # itertools.count: atomic under the GIL
-            return
-        q.append(item)
-        if n == self.batch_size or self._thread is None:
-            self._kick(n)
+    def add_poller(self, poller: Poller) -> None:
+        """Ask the worker to run ``poller`` (see :class:`Poller`)."""
+        with self._cond:
+            self._pollers.append(poller)
 
-    def _kick(self, n: int) -> None:
-        """After an append that made the queue ``n + 1`` long: wake the worker
-        once per batch, or start it on first use.  (``Span.__exit__`` inlines
-        ``put`` and calls this too.)"""
-        if n == self.batch_size:
-            self._wake.set()
-        elif self._thread is None:
-            self._start()
-
-    # -- the worker -----------------------------------------------------------------
+    # -- the worker -------------------------------------------------------------
 
     def _start(self) -> None:
         with self._cond:
             if self._thread is not None or self._stopping:
                 return
             thread = threading.Thread(
-                target=self._run, name=f"alamos-collector-{self._state.service}", daemon=True
+                target=self._run, name=f"alamos-collector-{self.service}", daemon=True
             )
             self._thread = thread
             thread.start()
 
     def _run(self) -> None:
         now = monotonic()
-        next_metrics = now + self.metrics_interval
-        next_report = now + self.report_interval
+        due = {id(p): now + p.interval for p in self._pollers}
         while True:
-            if len(self._q) < self.batch_size:  # else a full batch is waiting: go on
-                timeout = max(0.0, min(self.flush_interval, next_metrics - monotonic()))
-                self._wake.wait(timeout)
-            self._wake.clear()
+            next_due = min(due.values(), default=now + self.flush_interval)
+            self.handoff.wait(max(0.0, min(self.flush_interval, next_due - monotonic())))
             with self._cond:
                 req = self._flush_req
                 stopping = self._stopping
+                pollers = list(self._pollers)
             try:
                 self._drain()
                 now = monotonic()
-                root = None if self._closing else self._root()  # close() brings the last ones
-                if root is not None and (req > self._flush_done or now >= next_metrics):
-                    self._submit(list(metric_records(root)))
-                    next_metrics = now + self.metrics_interval
-                if root is not None and now >= next_report:
-                    self._submit(list(report_records(root)))
-                    next_report = now + self.report_interval
+                flushing = req > self._flush_done
+                for p in pollers:
+                    if self._closing:  # close() brings the last snapshots itself
+                        break
+                    if now >= due.setdefault(id(p), now + p.interval) or (p.at_flush and flushing):
+                        due[id(p)] = now + p.interval
+                        self._submit(list(p.poll()))
                 self._drain()
                 self._report_drops()
             except Exception as exc:  # the worker must survive anything
-                _loguru.bind(alamos=True).opt(exception=exc).error(
-                    "alamos collector error (records kept flowing): {}", exc
-                )
+                log.error("alamos: collector error (records kept flowing): %s", exc, exc_info=exc)
             with self._cond:
                 self._flush_done = max(self._flush_done, req)
                 self._cond.notify_all()
-            if stopping and not self._q:
+            if stopping and not len(self.handoff):
                 return
 
     def _drain(self) -> None:
@@ -250,16 +154,14 @@ class Collector:
         batch is topped up to a full one from what arrived meanwhile: a
         small batch costs a commit of its own, as much as a full one.
         """
-        q = self._q
-        pop = q.popleft
-        state = self._state
-        service, node = state.service, state.node
+        handoff = self.handoff
+        service, node = self.service, self.node
         size = self.batch_size
-        left = len(q)
+        left = len(handoff)
         while left > 0:
-            n = min(size, len(q))
-            left -= n
-            self._submit([to_record(pop(), service, node) for _ in range(n)])
+            items = handoff.take(size)
+            left -= len(items)
+            self._submit([item.to_record(service, node) for item in items])
             # Let a delivery thread back in at once: it releases the GIL
             # around each SQLite call and would otherwise wait for it up to
             # the interpreter's switch interval (5 ms) while this loop runs.
@@ -276,8 +178,7 @@ class Collector:
                 delivery.submit(share)
 
     def _report_drops(self) -> None:
-        # itertools.count has no read: copy() is not public, so read via repr.
-        dropped = _count_value(self._dropped)
+        dropped = self.handoff.dropped
         new = dropped - self._dropped_seen
         if new > 0:
             self._dropped_seen = dropped
@@ -287,15 +188,19 @@ class Collector:
 
     @property
     def dropped(self) -> int:
-        return _count_value(self._dropped)
+        return self.handoff.dropped
 
     @property
     def queued(self) -> int:
-        return len(self._q)
+        return len(self.handoff)
 
     # -- flush and close ------------------------------------------------------------
 
     def flush(self, timeout: float | None = 10.0) -> bool:
+        """Return once everything put before the call, and a fresh snapshot of
+        the ``at_flush`` pollers, is exported or spooled.  The steps: the
+        worker drains the hand-off, polls the ``at_flush`` pollers, drains
+        again; then each delivery flushes.  False if ``timeout`` ran out."""
         deadline = None if timeout is None else monotonic() + timeout
         with self._cond:
             if self._stopping and self._thread is None:
@@ -303,7 +208,7 @@ class Collector:
             self._flush_req += 1
             req = self._flush_req
         self._start()
-        self._wake.set()
+        self.handoff.wake()
         with self._cond:
             while self._flush_done < req:
                 left = None if deadline is None else deadline - monotonic()
@@ -317,16 +222,18 @@ class Collector:
         return ok
 
     def close(self, timeout: float | None = 10.0, final: Sequence[Record] = ()) -> bool:
-        """Submit ``final`` records, flush, stop the worker and close deliveries."""
+        """Submit ``final`` records (the last snapshots), flush, stop the
+        worker and close the deliveries."""
         deadline = None if timeout is None else monotonic() + timeout
-        self._limit = 0  # items arriving from now on are dropped (counted)
-        self._closing = True  # ``final`` holds the last snapshots: take no more
+        self.handoff.close()  # items arriving from now on are dropped (counted)
+        self._closing = True  # ``final`` holds the last snapshots: poll no more
         for record in final:
-            self._q.append(record)
+            self.handoff.force(record)
         ok = self.flush(timeout)
         with self._cond:
             self._stopping = True
-        self._wake.set()
+            self._pollers.clear()
+        self.handoff.wake()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             left = None if deadline is None else max(0.1, deadline - monotonic())
@@ -336,9 +243,5 @@ class Collector:
         for delivery in self.deliveries:
             left = None if deadline is None else max(0.1, deadline - monotonic())
             delivery.close(left)
+        process.untrack(self)
         return ok
-
-
-def _count_value(counter: itertools.count[int]) -> int:
-    text = repr(counter)  # "count(5)"
-    return int(text[text.index("(") + 1 : -1])

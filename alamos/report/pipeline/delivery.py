@@ -17,17 +17,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import random
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
 
+from alamos.core import process
 from alamos.core.exporter import Exporter
 from alamos.core.records import Record
 from alamos.report.pipeline.spool import ReplayStats, Spool
@@ -97,7 +96,10 @@ class Delivery:
         self._random = random.Random()
         self._closed = False
         self._reset()
-        _LIVE.add(self)
+        # In a forked child, the parent delivers what it had; the child starts
+        # afresh (thread, hand-off, stats), lazily on its first submit.  Its
+        # Spool resets itself likewise.
+        process.track(self, process.Hooks(after_fork_in_child=Delivery._reset))
 
     def _reset(self) -> None:
         self._cond = threading.Condition(threading.Lock())
@@ -246,6 +248,7 @@ class Delivery:
                 log.exception("alamos: closing exporter %r failed", self.exporter.name)
         if self._spool is not None:
             self._spool.close()
+        process.untrack(self)
         return ok and not lost
 
     # -- settling ---------------------------------------------------------------
@@ -442,16 +445,3 @@ class Delivery:
         if not isinstance(result.error, _Stop):
             self._fail(result.error)
         return None
-
-
-_LIVE: weakref.WeakSet[Delivery] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    # The parent delivers what it had; a child starts afresh (thread, hand-off,
-    # stats), lazily on its first submit.  Its Spool resets itself likewise.
-    for delivery in list(_LIVE):
-        delivery._reset()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)

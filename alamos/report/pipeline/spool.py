@@ -37,13 +37,13 @@ import os
 import secrets
 import threading
 import time
-import weakref
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import attrs
 
+from alamos.core import process
 from alamos.core.records import Record
 from alamos.report.pipeline.codec import dumps_batch, loads_batch
 
@@ -194,7 +194,7 @@ class Spool:
         self._size = 0
         self._replay_fds: set[int] = set()
         self._stats = SpoolStats()
-        _LIVE.add(self)
+        self._track()
 
     @property
     def stats(self) -> SpoolStats:
@@ -227,6 +227,7 @@ class Spool:
 
     def _open_locked(self) -> int:
         if self._fd is None:
+            self._track()  # again, if it was closed
             self.directory.mkdir(parents=True, exist_ok=True)
             for attempt in range(3):
                 try:
@@ -260,6 +261,7 @@ class Spool:
         later ``append`` opens a new file."""
         with self._lock:
             self._close_locked()
+        process.untrack(self)
 
     # -- reading --------------------------------------------------------------
 
@@ -385,6 +387,25 @@ class Spool:
 
     # -- fork -----------------------------------------------------------------
 
+    def _track(self) -> None:
+        # While open (from creation, or from an append after close, to close).
+        process.track(
+            self,
+            process.Hooks(
+                before_fork=Spool._before_fork,
+                after_fork_in_parent=Spool._after_fork_in_parent,
+                after_fork_in_child=Spool._after_fork_in_child,
+            ),
+        )
+
+    def _before_fork(self) -> None:
+        # Hold the lock over the fork, so that no file is half opened (open,
+        # but not yet known to the child's clean-up) at the moment of fork.
+        self._lock.acquire()
+
+    def _after_fork_in_parent(self) -> None:
+        self._lock.release()
+
     def _after_fork_in_child(self) -> None:
         # The child shares the parent's open files and their locks: close its
         # copies without unlocking (the parent still holds them) and start over.
@@ -396,34 +417,3 @@ class Spool:
         self._fd, self._path, self._size = None, None, 0
         self._replay_fds = set()
         self._stats = SpoolStats()
-
-
-_LIVE: weakref.WeakSet[Spool] = weakref.WeakSet()
-_HELD: list[Spool] = []
-
-
-def _before_fork() -> None:
-    # Hold every spool's lock over the fork, so that no file is half opened
-    # (open, but not yet known to the child's clean-up) at the moment of fork.
-    _HELD[:] = list(_LIVE)
-    for spool in _HELD:
-        spool._lock.acquire()
-
-
-def _after_fork_in_parent() -> None:
-    for spool in _HELD:
-        spool._lock.release()
-    _HELD.clear()
-
-
-def _after_fork_in_child() -> None:
-    for spool in _HELD:
-        spool._after_fork_in_child()
-    _HELD.clear()
-
-
-os.register_at_fork(
-    before=_before_fork,
-    after_in_parent=_after_fork_in_parent,
-    after_in_child=_after_fork_in_child,
-)

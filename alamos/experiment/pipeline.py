@@ -1,0 +1,133 @@
+"""Building a tree's export pipeline: exporters, deliveries, the collector.
+
+This is where the parts of :mod:`alamos.report` meet the tree.  It decides:
+
+* the exporters (``exporters=`` plus the ``db=`` shorthand, one
+  :class:`~alamos.report.sql.SQLExporter` storing every recorded level);
+* the hand-off sizing: each delivery holds at most about ``max_queue``
+  records in memory (never more than 64 batches), past that batches go to
+  the spool, so memory stays bounded by ``max_queue`` even with a stalled
+  exporter;
+* the ``put`` the instruments are built with: the hand-off's own ``put``
+  when every exporter is a background one, else a function that also feeds
+  the synchronous exporters (the :class:`~alamos.testing.Recorder`) at once;
+* the pollers (metric and report snapshots) and the drop metric, once the
+  root exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from alamos.core.exporter import Exporter
+from alamos.core.handoff import Item
+from alamos.experiment.config import Config
+from alamos.experiment.root import RootState
+from alamos.experiment.snapshots import metric_records, report_records
+from alamos.report.pipeline.collector import Collector, Poller
+from alamos.report.pipeline.delivery import Delivery
+from alamos.report.sql import SQLExporter
+
+if TYPE_CHECKING:
+    from alamos.experiment.experiment import Experiment
+
+__all__ = ["attach_root", "build_pipeline", "exporters_of"]
+
+log = logging.getLogger("alamos.report")
+
+#: The drop reasons the collector reports; a delivery's free-text reasons are
+#: logged but counted as one label value (a label must have few values).
+_COLLECTOR_REASONS = ("queue_full", "closed")
+
+
+def exporters_of(config: Config) -> list[Exporter]:
+    """``exporters=`` plus the exporter of the ``db=`` shorthand."""
+    out: list[Exporter] = list(config.exporters)
+    if config.db:
+        # The level filter already decides what is recorded; the shorthand
+        # stores all of it (min_level="bench").  Pass exporters= for more control.
+        out.append(SQLExporter(config.db, min_level="bench"))
+    return out
+
+
+def build_pipeline(config: Config, state: RootState) -> None:
+    """Give ``state`` its collector (if it has background exporters) and its ``put``."""
+    background = [e for e in state.exporters if not getattr(e, "synchronous", False)]
+    if background:
+        pending = max(1, min(64, -(-config.max_queue // config.batch_size)))
+        on_drop = _on_drop(state)
+        deliveries = [
+            Delivery(
+                e,
+                spool_dir=config.spool_dir / config.key / e.name,
+                on_drop=on_drop,
+                max_pending_batches=pending,
+            )
+            for e in background
+        ]
+        state.collector = Collector(
+            deliveries,
+            service=state.service,
+            node=state.node,
+            batch_size=config.batch_size,
+            flush_interval=config.flush_interval,
+            max_queue=config.max_queue,
+            on_drop=on_drop,
+        )
+    state.put = _make_put(state)
+
+
+def attach_root(config: Config, state: RootState, root: Experiment) -> None:
+    """Wire the pieces that need the root: snapshots and the drop metric."""
+    state.final_snapshot = lambda: [*metric_records(root), *report_records(root)]
+    collector = state.collector
+    if collector is None:
+        return
+    collector.add_poller(
+        Poller("metrics", config.metrics_interval, lambda: metric_records(root), at_flush=True)
+    )
+    collector.add_poller(Poller("reports", config.report_interval, lambda: report_records(root)))
+    # Only a queue or a spool can drop records.
+    state.drop_counter = root.metrics.counter(
+        "alamos_dropped_records",
+        "Records alamos could not keep (queue full, or database and spool both failed)",
+        labelnames=["reason"],
+    )
+
+
+def _on_drop(state: RootState) -> Callable[[int, str], None]:
+    def on_drop(count: int, reason: str) -> None:
+        label = reason if reason in _COLLECTOR_REASONS else "exporter_and_spool_failed"
+        log.warning(
+            "alamos dropped %d records (%s): see the README's 'What can be lost'", count, reason
+        )
+        counter = state.drop_counter
+        if counter is not None:
+            counter.labels(label).inc(count)
+
+    return on_drop
+
+
+def _make_put(state: RootState) -> Callable[[Item], None]:
+    collector = state.collector
+    sinks = state.sync_sinks
+    if not sinks:
+        return collector.handoff.put if collector is not None else _discard
+    handoff_put = collector.handoff.put if collector is not None else None
+
+    def put(item: Item) -> None:
+        record = item.to_record(state.service, state.node)
+        level = record.export_level
+        for sink in sinks:
+            if level >= sink.min_level:
+                sink.export((record,))
+        if handoff_put is not None:
+            handoff_put(record)
+
+    return put
+
+
+def _discard(item: Any) -> None:
+    return None
