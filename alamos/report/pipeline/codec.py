@@ -1,7 +1,9 @@
 """A lossless JSON codec for records, used by the on-disk spool.
 
 ``encode(record)`` gives a JSON-able dict whose ``"t"`` key names the record
-kind, ``decode(d)`` gives the record back, equal to the original:
+kind (``"span"`` for a :class:`~alamos.core.records.SpanRecord`...),
+``decode(d)`` gives the record back, equal to the original.  Each field of a
+record is stored under its name, by the rule for its type (:data:`_RULES`):
 
 * a :class:`~alamos.core.level.Level` is stored as its name (``"PROD"``);
 * mappings are stored as JSON objects and come back as :class:`dict`;
@@ -9,33 +11,38 @@ kind, ``decode(d)`` gives the record back, equal to the original:
   ones too; span events are ``[name, ts_ns, attributes]`` triples;
 * ``ReportRecord.report`` (arbitrary data) keeps lists as lists and tuples as
   tuples (a tuple is stored as ``{"__tuple__": [...]}``);
-* NaN and infinities are written as ``NaN`` / ``Infinity`` / ``-Infinity``
-  (what :mod:`json` does with ``allow_nan=True``) and read back as floats.
+* text, numbers and ``None`` are stored as they are.
 
-Values JSON cannot represent (only possible in ``report``) are stored as their
-``str``.  ``dumps_batch`` writes one ASCII JSON array per line, so a line never
-contains a raw newline and a torn line can never be mistaken for two.
+A field with a default may be missing from what is decoded (a line written
+before the field existed) and gets its default.
 
-The encoders are written out per class (no ``attrs.asdict``): this runs on the
-collector's worker thread.
+This is not JSON for others to read but an internal format that must give
+back what it was given, so it is exempt from the NaN rule of
+:mod:`alamos.core.json`: NaN and infinities are written as ``NaN`` /
+``Infinity`` / ``-Infinity`` (what :mod:`json` does with ``allow_nan=True``)
+and read back as floats.  Values JSON cannot represent (only possible in
+``report``) are stored as their ``str``.  ``dumps_batch`` writes one ASCII
+JSON array per line, so a line never contains a raw newline and a torn line
+can never be mistaken for two.
+
+This runs on a delivery thread, for every batch spooled or replayed, so the
+encoder and decoder of each kind are generated from the table of its fields
+(:func:`alamos.core.codegen.compile_function`): the code that runs is what
+one would write by hand for each class, without ``attrs.asdict``, a loop
+over the fields or a call per field.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, get_args
 
+import attrs
+
+from alamos.core.codegen import compile_function
 from alamos.core.level import Level
-from alamos.core.records import (
-    EventRecord,
-    ExperimentRecord,
-    LogRecord,
-    MetricRecord,
-    Record,
-    ReportRecord,
-    SpanRecord,
-)
+from alamos.core.records import EventRecord, Record
 
 __all__ = ["decode", "dumps_batch", "encode", "loads_batch"]
 
@@ -56,6 +63,14 @@ def _dec_attrs(d: dict[str, Any]) -> dict[str, Any]:
         if type(v) is list:
             return {k: _tuplify(x) if type(x) is list else x for k, x in d.items()}
     return d
+
+
+def _enc_events(events: tuple[EventRecord, ...]) -> list[list[Any]]:
+    return [[e.name, e.ts_ns, _dict(e.attributes)] for e in events]
+
+
+def _dec_events(events: list[list[Any]]) -> tuple[EventRecord, ...]:
+    return tuple([EventRecord(e[0], e[1], _dec_attrs(e[2])) for e in events])
 
 
 def _enc_any(v: Any) -> Any:
@@ -83,184 +98,77 @@ def _dec_any(v: Any) -> Any:
     return v
 
 
-def _enc_span(r: SpanRecord) -> dict[str, Any]:
-    return {
-        "t": "span",
-        "trace_id": r.trace_id,
-        "span_id": r.span_id,
-        "parent_id": r.parent_id,
-        "path": r.path,
-        "name": r.name,
-        "level": r.level.name,
-        "start_ns": r.start_ns,
-        "end_ns": r.end_ns,
-        "status": r.status,
-        "error_text": r.error_text,
-        "attributes": _dict(r.attributes),
-        "events": [[e.name, e.ts_ns, _dict(e.attributes)] for e in r.events],
-        "service": r.service,
-        "node": r.node,
-        "session_id": r.session_id,
-        "location": r.location,
-    }
-
-
-def _dec_span(d: dict[str, Any]) -> SpanRecord:
-    return SpanRecord(
-        trace_id=d["trace_id"],
-        span_id=d["span_id"],
-        parent_id=d["parent_id"],
-        path=d["path"],
-        name=d["name"],
-        level=_LEVELS[d["level"]],
-        start_ns=d["start_ns"],
-        end_ns=d["end_ns"],
-        status=d["status"],
-        error_text=d["error_text"],
-        attributes=_dec_attrs(d["attributes"]),
-        events=tuple([EventRecord(e[0], e[1], _dec_attrs(e[2])) for e in d["events"]]),
-        service=d["service"],
-        node=d["node"],
-        session_id=d.get("session_id"),
-        location=d.get("location"),
-    )
-
-
-def _enc_log(r: LogRecord) -> dict[str, Any]:
-    return {
-        "t": "log",
-        "id": r.id,
-        "ts_ns": r.ts_ns,
-        "path": r.path,
-        "level": r.level,
-        "message": r.message,
-        "trace_id": r.trace_id,
-        "span_id": r.span_id,
-        "attributes": _dict(r.attributes),
-        "location": r.location,
-        "service": r.service,
-        "node": r.node,
-        "session_id": r.session_id,
-    }
-
-
-def _dec_log(d: dict[str, Any]) -> LogRecord:
-    return LogRecord(
-        id=d["id"],
-        ts_ns=d["ts_ns"],
-        path=d["path"],
-        level=d["level"],
-        message=d["message"],
-        trace_id=d["trace_id"],
-        span_id=d["span_id"],
-        attributes=_dec_attrs(d["attributes"]),
-        location=d["location"],
-        service=d["service"],
-        node=d["node"],
-        session_id=d.get("session_id"),
-    )
-
-
-def _enc_metric(r: MetricRecord) -> dict[str, Any]:
-    return {
-        "t": "metric",
-        "id": r.id,
-        "ts_ns": r.ts_ns,
-        "path": r.path,
-        "name": r.name,
-        "kind": r.kind,
-        "labels": _dict(r.labels),
-        "value": r.value,
-        "sum": r.sum,
-        "count": r.count,
-        "buckets": None if r.buckets is None else _dict(r.buckets),
-        "service": r.service,
-        "node": r.node,
-        "level": r.level.name,
-    }
-
-
-def _dec_metric(d: dict[str, Any]) -> MetricRecord:
-    return MetricRecord(
-        id=d["id"],
-        ts_ns=d["ts_ns"],
-        path=d["path"],
-        name=d["name"],
-        kind=d["kind"],
-        labels=d["labels"],
-        value=d["value"],
-        sum=d["sum"],
-        count=d["count"],
-        buckets=d["buckets"],
-        service=d["service"],
-        node=d["node"],
-        level=_LEVELS[d.get("level", "PROD")],
-    )
-
-
-def _enc_report(r: ReportRecord) -> dict[str, Any]:
-    return {
-        "t": "report",
-        "id": r.id,
-        "ts_ns": r.ts_ns,
-        "path": r.path,
-        "key": r.key,
-        "report": _enc_any(r.report),
-        "service": r.service,
-        "node": r.node,
-        "level": r.level.name,
-    }
-
-
-def _dec_report(d: dict[str, Any]) -> ReportRecord:
-    return ReportRecord(
-        id=d["id"],
-        ts_ns=d["ts_ns"],
-        path=d["path"],
-        key=d["key"],
-        report=_dec_any(d["report"]),
-        service=d["service"],
-        node=d["node"],
-        level=_LEVELS[d.get("level", "PROD")],
-    )
-
-
-def _enc_experiment(r: ExperimentRecord) -> dict[str, Any]:
-    return {
-        "t": "experiment",
-        "path": r.path,
-        "parent_path": r.parent_path,
-        "key": r.key,
-        "service": r.service,
-        "node": r.node,
-        "created_ns": r.created_ns,
-    }
-
-
-def _dec_experiment(d: dict[str, Any]) -> ExperimentRecord:
-    return ExperimentRecord(
-        path=d["path"],
-        parent_path=d["parent_path"],
-        key=d["key"],
-        service=d["service"],
-        node=d["node"],
-        created_ns=d["created_ns"],
-    )
-
-
-_ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
-    SpanRecord: _enc_span,
-    LogRecord: _enc_log,
-    MetricRecord: _enc_metric,
-    ReportRecord: _enc_report,
-    ExperimentRecord: _enc_experiment,
+#: How a field is encoded and decoded, by its type (as the record class
+#: annotates it): an expression for each, ``{}`` standing for the value.
+_RULES: dict[str, tuple[str, str]] = {
+    "str": ("{}", "{}"),
+    "str | None": ("{}", "{}"),
+    "int": ("{}", "{}"),
+    "float | None": ("{}", "{}"),
+    "Level": ("{}.name", "_LEVELS[{}]"),
+    "Mapping[str, str]": ("_dict({})", "{}"),
+    "Mapping[str, float] | None": ("(None if {0} is None else _dict({0}))", "{}"),
+    "Mapping[str, AttrValue]": ("_dict({})", "_dec_attrs({})"),
+    "Mapping[str, Any]": ("_enc_any({})", "_dec_any({})"),
+    "tuple[EventRecord, ...]": ("_enc_events({})", "_dec_events({})"),
 }
+
+_NAMESPACE: dict[str, Any] = {
+    "_LEVELS": _LEVELS,
+    "_dict": _dict,
+    "_dec_attrs": _dec_attrs,
+    "_enc_any": _enc_any,
+    "_dec_any": _dec_any,
+    "_enc_events": _enc_events,
+    "_dec_events": _dec_events,
+}
+
+
+def _kind(cls: type) -> str:
+    """``"span"`` for ``SpanRecord``: the ``"t"`` of its encoded dicts."""
+    return cls.__name__.removesuffix("Record").lower()
+
+
+def _rule(cls: type, field: attrs.Attribute[Any]) -> tuple[str, str]:
+    rule = _RULES.get(field.type) if isinstance(field.type, str) else None
+    if rule is None:
+        raise TypeError(
+            f"the spool codec has no rule for {cls.__name__}.{field.name}: {field.type}"
+        )
+    return rule
+
+
+def _lines(items: list[str]) -> str:
+    return "".join(f"        {item},\n" for item in items)
+
+
+def _codec(cls: type) -> tuple[Callable[[Any], dict[str, Any]], Callable[[dict[str, Any]], Any]]:
+    """The encoder and decoder of the record class ``cls``, generated from
+    its fields (see the module doc)."""
+    kind = _kind(cls)
+    namespace = {**_NAMESPACE, "_cls": cls}
+    items, args = [f'"t": "{kind}"'], []
+    for field in attrs.fields(cls):
+        enc, dec = _rule(cls, field)
+        name = field.name
+        items.append(f'"{name}": ' + enc.format(f"r.{name}"))
+        value = dec.format(f'd["{name}"]')
+        if field.default is not attrs.NOTHING:
+            namespace[f"_default_{name}"] = field.default
+            value = f'({value} if "{name}" in d else _default_{name})'
+        args.append(value)
+    encode_source = f"def encode_{kind}(r):\n    return {{\n{_lines(items)}    }}\n"
+    decode_source = f"def decode_{kind}(d):\n    return _cls(\n{_lines(args)}    )\n"
+    return (
+        compile_function(f"encode_{kind}", encode_source, namespace, owner=__name__),
+        compile_function(f"decode_{kind}", decode_source, namespace, owner=__name__),
+    )
+
+
+_CODECS = {cls: _codec(cls) for cls in get_args(Record)}
+_ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {c: e for c, (e, _) in _CODECS.items()}
 _DECODERS: dict[str, Callable[[dict[str, Any]], Record]] = {
-    "span": _dec_span,
-    "log": _dec_log,
-    "metric": _dec_metric,
-    "report": _dec_report,
-    "experiment": _dec_experiment,
+    _kind(c): d for c, (_, d) in _CODECS.items()
 }
 
 
