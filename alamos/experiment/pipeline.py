@@ -28,7 +28,6 @@ from alamos.experiment.root import RootState
 from alamos.experiment.snapshots import metric_records, report_records
 from alamos.report.pipeline.collector import Collector, Poller
 from alamos.report.pipeline.delivery import Delivery
-from alamos.report.sql import SQLExporter
 
 if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment
@@ -46,6 +45,10 @@ def exporters_of(config: Config) -> list[Exporter]:
     """``exporters=`` plus the exporter of the ``db=`` shorthand."""
     out: list[Exporter] = list(config.exporters)
     if config.db:
+        # Imported here: SQLAlchemy doubles the time of `import alamos`, and a
+        # tree without a database never needs it.
+        from alamos.report.sql import SQLExporter
+
         # The level filter already decides what is recorded; the shorthand
         # stores all of it (min_level="bench").  Pass exporters= for more control.
         out.append(SQLExporter(config.db, min_level="bench"))

@@ -181,7 +181,13 @@ def {name}(self, name=None, /, *, parent=None, attributes=None):
         return self._noop_{name}
     if name is None:
         return SpanDecorator(self, {constant})
-    span = Span(self, {constant}, name, parent)
+    span = _new(Span)
+    span._tracer = self
+    span.level = {constant}
+    span.name = name
+    span._parent = parent
+    span._attrs = None
+    span.end_ns = None
     if attributes:
         span.set_attributes(attributes)
     return span
@@ -191,7 +197,12 @@ def {name}(self, name=None, /, *, parent=None, attributes=None):
 def _make_factories() -> None:
     for level in Level:
         name, constant = str(level), f"_{level.name}"
-        namespace: dict[str, Any] = {"Span": Span, "SpanDecorator": SpanDecorator, constant: level}
+        namespace: dict[str, Any] = {
+            "Span": Span,
+            "SpanDecorator": SpanDecorator,
+            "_new": object.__new__,
+            constant: level,
+        }
         source = _FACTORY.format(name=name, constant=constant)
         factory = compile_function(name, source, namespace, owner="Tracer")
         factory.__doc__ = f"A {name}-level span named ``name``; with no name, a decorator."
