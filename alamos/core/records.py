@@ -3,7 +3,7 @@
 Every record is a small frozen attrs class with slots.  They are built off
 the hot path: a span queues itself when it ends and the collector's worker
 turns it into a :class:`SpanRecord`, so the instrumented thread never pays
-for the record (see ``alamos/report/collector.py``).
+for the record (see ``alamos/report/pipeline/collector.py``).
 
 Every record class names the table it goes to (``table``) and the level it
 is exported at (``export_level``), so exporters can route "by level" without
