@@ -51,6 +51,7 @@ SURROGATE = re.compile("[\ud800-\udfff]")
 _MAX_INT_BITS = 8192  # json refuses to write ints of more than 4300 digits
 _NONFINITE_TEXT = {math.inf: "Infinity", -math.inf: "-Infinity"}
 _NO_PARENTS: frozenset[int] = frozenset()
+_CONTAINERS = (Mapping, list, tuple, set, frozenset)
 
 
 def clean_text(s: str) -> str:
@@ -159,15 +160,7 @@ def _walk(value: Any, rule: JsonRule, depth: int, parents: frozenset[int]) -> An
         return value
     if t is float:
         return value if value - value == 0.0 else _nonfinite(value, rule)
-    if rule.level_names and isinstance(value, Level):
-        return str(value)
-    if isinstance(value, str):
-        return _walk(str.__str__(value), rule, depth, parents)
-    if isinstance(value, int):
-        return _walk(int.__int__(value), rule, depth, parents)
-    if isinstance(value, float):
-        return _walk(float.__float__(value), rule, depth, parents)
-    if isinstance(value, Mapping | list | tuple | set | frozenset):
+    if t is dict or t is list or t is tuple or isinstance(value, _CONTAINERS):
         if depth >= rule.max_depth:
             return "<too deep>"
         if rule.cycle is not None:
@@ -178,6 +171,14 @@ def _walk(value: Any, rule: JsonRule, depth: int, parents: frozenset[int]) -> An
         if isinstance(value, Mapping):
             return {_key(k, rule): _walk(v, rule, depth, parents) for k, v in value.items()}
         return [_walk(v, rule, depth, parents) for v in value]
+    if rule.level_names and isinstance(value, Level):
+        return str(value)
+    if isinstance(value, str):
+        return _walk(str.__str__(value), rule, depth, parents)
+    if isinstance(value, int):
+        return _walk(int.__int__(value), rule, depth, parents)
+    if isinstance(value, float):
+        return _walk(float.__float__(value), rule, depth, parents)
     return rule.other(value)
 
 
