@@ -16,9 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from alamos.core.json import REPORT_JSON
 from alamos.core.safe import safe_repr, safe_str
-from alamos.metrics.metric import Metric
 
-__all__ = ["Provider", "ReportProvider", "call_provider", "metric_summary"]
+__all__ = ["Provider", "ReportProvider", "call_provider"]
 
 
 @runtime_checkable
@@ -48,19 +47,3 @@ def call_provider(provider: Any) -> dict[str, Any]:
     except Exception as exc:
         text = safe_str(exc, "<unprintable exception>")
         return {"error": f"{type(exc).__name__}: {text}" if text else type(exc).__name__}
-
-
-def metric_summary(metric: Metric) -> Any:
-    """A metric's current value for a report: a number for an unlabelled
-    counter or gauge, ``{"sum", "count"}`` for a histogram, and a list of
-    ``{"labels", ...}`` entries when the metric has labels."""
-    samples = metric.samples()
-
-    def one(s: dict[str, Any]) -> Any:
-        if metric.kind == "histogram":
-            return {"sum": REPORT_JSON(s["sum"]), "count": REPORT_JSON(s["count"])}
-        return REPORT_JSON(s["value"])
-
-    if not metric.labelnames:
-        return one(samples[0]) if samples else None
-    return [{"labels": dict(s["labels"]), "value": one(s)} for s in samples]
