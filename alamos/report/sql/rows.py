@@ -1,34 +1,40 @@
 """Records to database rows: the conversion :class:`~alamos.report.sql.SQLExporter`
 does for every batch, on its delivery thread.
 
-Each converter gives a record's row as a tuple in the column order of its
-table (:data:`COLUMNS`), with every value made storable by
-:mod:`alamos.report.sql.coerce` (the rules are in :func:`rows_for`).
+A record's row is a tuple in the column order of its table (:data:`COLUMNS`),
+with every value made storable by :mod:`alamos.report.sql.coerce` (the rules
+are in :func:`rows_for`).  Each column is converted by the rule for its SQL
+type (:data:`_RULES`), from the record field it stores
+(:func:`~alamos.report.sql.schema.field_of`); a field typed
+:class:`~alamos.core.level.Level` is a level name, span events are a list of
+``{"name", "ts_ns", "attributes"}`` objects, and ``duration_ns`` is
+``end_ns - start_ns``.
 
-Spans and logs, nearly every row, take a fast path first: one C-speed check
-that all their text is clean ASCII (joined into one string: a ``TypeError``
-there means a value is not text), a range check of the times, and the JSON
-columns written straight by the reused C encoder (``"{}"`` and ``"[]"`` for
-the empty ones, the common case).  Anything that fails a check, or raises,
-goes through the field-by-field converters, which handle any value; the two
-paths give the same row for the same record.
+Every record takes a fast path first: one C-speed check that all its text
+is clean ASCII (joined into one string: a ``TypeError`` there means a value
+is not text), a range check of the times, and the JSON columns written
+straight by the reused C encoder (``"{}"`` and ``"[]"`` for the empty ones,
+the common case).  Anything that fails a check, or raises, goes through the
+column-by-column converters, which handle any value; the two paths give the
+same row for the same record.
+
+This runs for every span and log exported, so both converters of each table
+are generated from its columns (:func:`alamos.core.codegen.compile_function`):
+the code that runs is what one would write by hand for each table, without a
+loop over the columns or a call per clean value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, get_args
 
-from alamos.core.records import (
-    EventRecord,
-    ExperimentRecord,
-    LogRecord,
-    MetricRecord,
-    Record,
-    ReportRecord,
-    SpanRecord,
-)
+import attrs
+from sqlalchemy import JSON, BigInteger, Column, Double, Table, Text
+
+from alamos.core.codegen import compile_function
+from alamos.core.records import EventRecord, Record
 from alamos.report.sql.coerce import (
     I64_MAX,
     LEVEL_NAMES,
@@ -40,22 +46,19 @@ from alamos.report.sql.coerce import (
     to_int,
     to_num,
 )
-from alamos.report.sql.schema import TABLES, experiments, logs, metrics, reports, spans
+from alamos.report.sql.schema import TABLES, field_of
 
 __all__ = ["COLUMNS", "Row", "convert", "rows_for"]
 
 Row = tuple[Any, ...]
 _JsonFn = Callable[[object], Any]
-_MAPPINGPROXY = MappingProxyType
+_Plain = Callable[[Any, _JsonFn], Row]
+_Fast = Callable[[Any], Row]
 
 #: Column names of each table, in the order of the converters' tuples.
 COLUMNS: dict[str, tuple[str, ...]] = {
     name: tuple(c.name for c in t.columns) for name, t in TABLES.items()
 }
-
-# ---------------------------------------------------------------------------
-# Field by field: any value
-# ---------------------------------------------------------------------------
 
 
 def _events(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
@@ -67,200 +70,163 @@ def _events(events: Sequence[EventRecord]) -> list[dict[str, Any]]:
     ]
 
 
-def _span_row(r: SpanRecord, j: _JsonFn) -> Row:
-    start, end = to_int(r.start_ns), to_int(r.end_ns)
-    return (
-        req_text(r.span_id),
-        req_text(r.trace_id),
-        opt_text(r.parent_id),
-        req_text(r.path),
-        req_text(r.name),
-        level_name(r.level),
-        start,
-        end,
-        to_int(end - start),
-        req_text(r.status),
-        opt_text(r.error_text),
-        j(r.attributes),
-        j(_events(r.events)),
-        req_text(r.service),
-        req_text(r.node),
-        opt_text(r.session_id),
-        opt_text(r.location),
-    )
-
-
-def _log_row(r: LogRecord, j: _JsonFn) -> Row:
-    return (
-        req_text(r.id),
-        to_int(r.ts_ns),
-        req_text(r.path),
-        req_text(r.level),
-        req_text(r.message),
-        opt_text(r.trace_id),
-        opt_text(r.span_id),
-        j(r.attributes),
-        opt_text(r.location),
-        req_text(r.service),
-        req_text(r.node),
-        opt_text(r.session_id),
-    )
-
-
-def _metric_row(r: MetricRecord, j: _JsonFn) -> Row:
-    return (
-        req_text(r.id),
-        to_int(r.ts_ns),
-        req_text(r.path),
-        req_text(r.name),
-        req_text(r.kind),
-        j(r.labels),
-        to_num(r.value),
-        to_num(r.sum),
-        to_num(r.count),
-        j(r.buckets),
-        req_text(r.service),
-        req_text(r.node),
-        level_name(r.level),
-    )
-
-
-def _report_row(r: ReportRecord, j: _JsonFn) -> Row:
-    return (
-        req_text(r.id),
-        to_int(r.ts_ns),
-        req_text(r.path),
-        req_text(r.key),
-        j(r.report),
-        req_text(r.service),
-        req_text(r.node),
-        level_name(r.level),
-    )
-
-
-def _experiment_row(r: ExperimentRecord, j: _JsonFn) -> Row:
-    return (
-        req_text(r.path),
-        opt_text(r.parent_path),
-        req_text(r.key),
-        req_text(r.service),
-        req_text(r.node),
-        to_int(r.created_ns),
-    )
-
-
-_CONVERTERS: dict[type[Any], tuple[str, Callable[[Any, _JsonFn], Row]]] = {
-    SpanRecord: (spans.name, _span_row),
-    LogRecord: (logs.name, _log_row),
-    MetricRecord: (metrics.name, _metric_row),
-    ReportRecord: (reports.name, _report_row),
-    ExperimentRecord: (experiments.name, _experiment_row),
-}
-
-# ---------------------------------------------------------------------------
-# The fast paths (see the module docstring)
-# ---------------------------------------------------------------------------
-
-
 def _json(value: Any) -> str | None:
     """A JSON column: the empty dict (or read-only view of one) is ``"{}"``."""
-    if not value and (type(value) is _MAPPINGPROXY or type(value) is dict):
+    if not value and (type(value) is MappingProxyType or type(value) is dict):
         return "{}"
     return json_col(value)
 
 
-def _span_fast(r: SpanRecord) -> Row:
-    pid, err, session, location = r.parent_id, r.error_text, r.session_id, r.location
-    sid, tid, path, name, status = r.span_id, r.trace_id, r.path, r.name, r.status
-    service, node, start, end = r.service, r.node, r.start_ns, r.end_ns
-    try:
-        level = LEVEL_NAMES.get(r.level)
-        probe = "".join(
-            (
-                sid,
-                tid,
-                path,
-                name,
-                status,
-                service,
-                node,
-                "" if pid is None else pid,
-                "" if err is None else err,
-                "" if session is None else session,
-                "" if location is None else location,
-            )
-        )
+# ---------------------------------------------------------------------------
+# The rules, by column (see the module docstring)
+# ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class _Rule:
+    """How one column is converted; ``{x}`` stands for the field's value
+    (``r.field`` in the plain converter, a local in the fast one)."""
+
+    plain: str
+    """The plain converter's expression: any value."""
+    fast: str = "{x}"
+    """The fast path's expression, once its checks passed."""
+    probe: str | None = None
+    """Text joined into the probe, which must be clean ASCII."""
+    check: str | None = None
+    """A condition under which the fast path gives up."""
+    before: str | None = None
+    """A statement the fast path runs before its checks."""
+
+
+_RULES: dict[str, _Rule] = {
+    "text": _Rule("req_text({x})", probe="{x}"),
+    "text | None": _Rule("opt_text({x})", probe='"" if {x} is None else {x}'),
+    "level": _Rule(
+        "level_name({x})",
+        fast="{x}_name",
+        before="{x}_name = LEVEL_NAMES.get({x})",
+        check="{x}_name is None",
+    ),
+    "int": _Rule("to_int({x})", check="type({x}) is not int or not 0 <= {x} <= I64_MAX"),
+    "float": _Rule("to_num({x})", fast="to_num({x})"),
+    "json": _Rule("j({x})", fast="_json({x})"),
+    "events": _Rule("j(_events({x}))", fast='"[]" if not {x} else json_col(_events({x}))'),
+}
+#: ``duration_ns``, the one derived column (no field: see ``schema.field_of``).
+_DURATION = _Rule("to_int(to_int(r.end_ns) - to_int(r.start_ns))", fast="v_end_ns - v_start_ns")
+
+_NAMESPACE: dict[str, Any] = {
+    "I64_MAX": I64_MAX,
+    "LEVEL_NAMES": LEVEL_NAMES,
+    "_events": _events,
+    "_json": _json,
+    "json_col": json_col,
+    "level_name": level_name,
+    "opt_text": opt_text,
+    "req_text": req_text,
+    "to_int": to_int,
+    "to_num": to_num,
+}
+
+
+def _rule(table: Table, column: Column[Any], field_type: object) -> _Rule:
+    """The rule for ``column``: by the type of the field it stores, for a
+    level or events, else by its SQL type."""
+    if field_type == "Level":
+        return _RULES["level"]
+    if field_type == "tuple[EventRecord, ...]":
+        return _RULES["events"]
+    sql_type = column.type
+    if isinstance(sql_type, Text):
+        return _RULES["text | None" if column.nullable else "text"]
+    if isinstance(sql_type, BigInteger):
+        return _RULES["int"]
+    if isinstance(sql_type, Double):
+        return _RULES["float"]
+    if isinstance(sql_type, JSON):
+        return _RULES["json"]
+    raise TypeError(f"rows: no rule for {table.name}.{column.name} ({sql_type})")
+
+
+_PLAIN_SOURCE = """\
+def {name}(r, j):
+    return (
+{plain}    )
+"""
+
+_FAST_SOURCE = """\
+def {name}_fast(r):
+{loads}    try:
+{before}        probe = "".join((
+{probe}        ))
         if (
-            level is None
-            or not probe.isascii()
-            or "\x00" in probe
-            or type(start) is not int
-            or type(end) is not int
-            or not 0 <= start <= I64_MAX
-            or not 0 <= end <= I64_MAX
+            {checks}
         ):
-            return _span_row(r, json_col)
-        events = r.events
+            return {name}(r, json_col)
         return (
-            sid,
-            tid,
-            pid,
-            path,
-            name,
-            level,
-            start,
-            end,
-            end - start,
-            status,
-            err,
-            _json(r.attributes),
-            "[]" if not events else json_col(_events(events)),
-            service,
-            node,
-            session,
-            location,
-        )
+{fast}        )
     except Exception:
-        return _span_row(r, json_col)
+        return {name}(r, json_col)
+"""
 
 
-def _log_fast(r: LogRecord) -> Row:
-    tid, sid, location, session = r.trace_id, r.span_id, r.location, r.session_id
-    rid, ts, path, level, message = r.id, r.ts_ns, r.path, r.level, r.message
-    service, node = r.service, r.node
-    try:
-        probe = "".join(
-            (
-                rid,
-                path,
-                level,
-                message,
-                service,
-                node,
-                "" if tid is None else tid,
-                "" if sid is None else sid,
-                "" if location is None else location,
-                "" if session is None else session,
-            )
-        )
-        if not probe.isascii() or "\x00" in probe or type(ts) is not int or not 0 <= ts <= I64_MAX:
-            return _log_row(r, json_col)
-        return (
-            rid,
-            ts,
-            path,
-            level,
-            message,
-            tid,
-            sid,
-            _json(r.attributes),
-            location,
-            service,
-            node,
-            session,
-        )
-    except Exception:
-        return _log_row(r, json_col)
+def _lines(items: Iterable[str], indent: int, end: str = ",") -> str:
+    return "".join(f"{' ' * indent}{item}{end}\n" for item in items)
+
+
+def _converters(cls: type) -> tuple[_Plain, _Fast]:
+    """The plain and fast converters of the record class ``cls``, generated
+    from the columns of its table (see the module docstring)."""
+    table = TABLES[cls.table]  # type: ignore[attr-defined]
+    types = {f.name: f.type for f in attrs.fields(cls)}
+    fields: list[str] = []
+    plain: list[str] = []
+    fast: list[str] = []
+    probe: list[str] = []
+    before: list[str] = []
+    checks = ["not probe.isascii()", '"\\x00" in probe']
+    for column in table.columns:
+        field = field_of(column)
+        if field is None:
+            rule = _DURATION
+        else:
+            rule = _rule(table, column, types[field])
+            fields.append(field)
+        x = f"v_{field}"
+        plain.append(rule.plain.format(x=f"r.{field}"))
+        fast.append(rule.fast.format(x=x))
+        for out, template in ((probe, rule.probe), (checks, rule.check), (before, rule.before)):
+            if template is not None:
+                out.append(template.format(x=x))
+    name = f"{table.name}_row"
+    plain_source = _PLAIN_SOURCE.format(name=name, plain=_lines(plain, 8))
+    fast_source = _FAST_SOURCE.format(
+        name=name,
+        loads=_lines((f"v_{f} = r.{f}" for f in fields), 4, end=""),
+        before=_lines(before, 8, end=""),
+        probe=_lines(probe, 12),
+        checks="\n            or ".join(checks),
+        fast=_lines(fast, 12),
+    )
+    namespace = dict(_NAMESPACE)
+    return (
+        compile_function(name, plain_source, namespace, owner=__name__),
+        compile_function(f"{name}_fast", fast_source, namespace, owner=__name__),
+    )
+
+
+_CLASSES: tuple[type, ...] = get_args(Record)
+_GENERATED = {cls: _converters(cls) for cls in _CLASSES}
+#: For each record class: its table and its plain converter ``(record, json) -> row``.
+_CONVERTERS: dict[type[Any], tuple[str, _Plain]] = {
+    cls: (cls.table, plain)  # type: ignore[attr-defined]
+    for cls, (plain, _) in _GENERATED.items()
+}
+_FAST: dict[type[Any], tuple[str, _Fast]] = {
+    cls: (cls.table, fast)  # type: ignore[attr-defined]
+    for cls, (_, fast) in _GENERATED.items()
+}
 
 
 def _unknown(r: object) -> TypeError:
@@ -271,26 +237,20 @@ def convert(records: Iterable[Record]) -> dict[str, list[Row]]:
     """The rows to store for ``records`` by table name, JSON columns as text
     (what :class:`~alamos.report.sql.SQLExporter` writes).  Raises TypeError
     for an object that is not a record."""
-    span_rows: list[Row] = []
-    log_rows: list[Row] = []
     out: dict[str, list[Row]] = {}
-    add_span, add_log = span_rows.append, log_rows.append
+    fast: _Fast | None = None
+    last: type | None = None
+    add: Callable[[Row], None] | None = None
     for r in records:
         t = type(r)
-        if t is SpanRecord:
-            add_span(_span_fast(r))  # type: ignore[arg-type]
-        elif t is LogRecord:
-            add_log(_log_fast(r))  # type: ignore[arg-type]
-        else:
+        if t is not last:
             try:
-                table, row = _CONVERTERS[t]
+                table, fast = _FAST[t]
             except KeyError:
                 raise _unknown(r) from None
-            out.setdefault(table, []).append(row(r, json_col))
-    if span_rows:
-        out[spans.name] = span_rows
-    if log_rows:
-        out[logs.name] = log_rows
+            add = out.setdefault(table, []).append
+            last = t
+        add(fast(r))  # type: ignore[misc]
     return out
 
 
@@ -301,12 +261,12 @@ def rows_for(records: Iterable[Record]) -> dict[str, list[dict[str, Any]]]:
     :mod:`alamos.report.sql.schema`.  Values are made safe to store:
 
     * text: NUL characters and lone surrogates become U+FFFD
-      (:func:`~alamos.report.sql.coerce.clean_text`); everything else, SQL-looking
+      (:func:`~alamos.core.json.clean_text`); everything else, SQL-looking
       text and huge strings included, is kept verbatim (SQL is always
       parameterised).  ``None`` in a NOT NULL column becomes ``""``; a value of
       another type its ``str()``.
     * JSON columns (``attributes``, ``events``, ``labels``, ``buckets``,
-      ``report``) hold plain JSON data (:func:`~alamos.report.sql.coerce.json_safe`):
+      ``report``) hold plain JSON data (:data:`~alamos.core.json.STORED_JSON`):
       non-finite floats become the strings ``"NaN"``, ``"Infinity"``,
       ``"-Infinity"``.
     * the numeric metric columns ``value``, ``sum`` and ``count`` keep NaN and

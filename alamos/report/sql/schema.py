@@ -5,6 +5,13 @@ integer nanoseconds since the epoch (``BIGINT``); levels are stored as the
 strings ``"bench"``, ``"debug"`` and ``"prod"``.  JSON columns are ``JSONB``
 on PostgreSQL and JSON text on SQLite.
 
+Each table stores one record class (the one whose ``table`` is its name), a
+column per field of the same name; :func:`field_of` gives the field of a
+column where the names differ (``parent_span_id`` holds ``parent_id``), or
+``None`` for a column derived from others (``duration_ns``).  The rows are
+written (:mod:`~alamos.report.sql.rows`) and read back
+(:mod:`alamos.report.query`) through that mapping.
+
 :func:`ensure_schema` creates the tables on first use and records
 :data:`SCHEMA_VERSION`.  A later version of alamos that changes the schema
 bumps :data:`SCHEMA_VERSION` and adds ``MIGRATIONS[new_version]``, a function
@@ -16,6 +23,7 @@ A database written by a *newer* alamos is refused with
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -48,6 +56,7 @@ __all__ = [
     "SchemaVersionError",
     "ensure_schema",
     "experiments",
+    "field_of",
     "logs",
     "metadata",
     "metrics",
@@ -89,15 +98,15 @@ spans = Table(
     metadata,
     Column("span_id", Text, primary_key=True),
     Column("trace_id", Text, nullable=False),
-    Column("parent_span_id", Text),
+    Column("parent_span_id", Text, info={"field": "parent_id"}),
     Column("path", Text, nullable=False),
     Column("name", Text, nullable=False),
     Column("level", Text, nullable=False),
     Column("start_ns", BigInteger, nullable=False),
     Column("end_ns", BigInteger, nullable=False),
-    Column("duration_ns", BigInteger, nullable=False),
+    Column("duration_ns", BigInteger, nullable=False, info={"field": None}),
     Column("status", Text, nullable=False),
-    Column("error", Text),
+    Column("error", Text, info={"field": "error_text"}),
     Column("attributes", JSONType),
     Column("events", JSONType),
     Column("service", Text, nullable=False),
@@ -167,6 +176,13 @@ schema_version = Table(
 
 #: The record tables by name, in the order rows are written.
 TABLES: dict[str, Table] = {t.name: t for t in (experiments, spans, logs, metrics, reports)}
+
+
+def field_of(column: Column[Any]) -> str | None:
+    """The record field ``column`` stores: its own name unless its ``info``
+    says otherwise; ``None`` for a derived column (``duration_ns``)."""
+    field: str | None = column.info.get("field", column.name)
+    return field
 
 
 def ensure_schema(engine: Engine | Connection) -> int:
