@@ -10,7 +10,7 @@ read from a database too.
 
 The tree of a trace is built from **parent links only**, never from times,
 which come from the clocks of different machines: see
-:mod:`alamos.report.query.trace_tree` (:func:`build_tree` is re-exported here).
+:mod:`alamos.report.query.trace_tree`.
 """
 
 from __future__ import annotations
@@ -43,24 +43,15 @@ from sqlalchemy.pool import NullPool
 from alamos.core.errors import TraceQueryError
 from alamos.core.level import Level, parse_level
 from alamos.core.records import EventRecord, LogRecord, SpanRecord
-from alamos.report.query.trace_tree import TraceNode, build_tree, unattached_logs
 from alamos.report.sql import normalize_url
-from alamos.report.sql.schema import JSONType
+from alamos.report.sql.schema import JSONType, field_of
 from alamos.report.sql.schema import logs as logs_table
 from alamos.report.sql.schema import spans as spans_table
 
-__all__ = [
-    "TraceNode",
-    "TraceQueryError",
-    "TraceSummary",
-    "build_tree",
-    "load_trace",
-    "recent_traces",
-    "unattached_logs",
-    "valid_trace_id",
-]
+__all__ = ["TraceSummary", "load_trace", "recent_traces", "valid_trace_id"]
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 _TRACE_ID_RE = re.compile(r"[0-9a-f]{32}")
 
@@ -162,52 +153,40 @@ def _events(value: object) -> tuple[EventRecord, ...]:
     return tuple(out)
 
 
-def _span(row: Any) -> SpanRecord:
-    return SpanRecord(
-        trace_id=row.trace_id,
-        span_id=row.span_id,
-        parent_id=row.parent_span_id,
-        path=row.path,
-        name=row.name,
-        level=_level(row.level),
-        start_ns=row.start_ns,
-        end_ns=row.end_ns,
-        status=row.status,
-        error_text=row.error,
-        attributes=_mapping(row.attributes),
-        events=_events(row.events),
-        service=row.service,
-        node=row.node,
-        session_id=row.session_id,
-        location=row.location,
-    )
+#: How a column's value becomes the field it stores, by the field's type.
+_READERS: dict[str, Callable[[object], Any]] = {
+    "Level": _level,
+    "Mapping[str, AttrValue]": _mapping,
+    "tuple[EventRecord, ...]": _events,
+}
 
 
-def _log(row: Any) -> LogRecord:
-    return LogRecord(
-        id=row.id,
-        ts_ns=row.ts_ns,
-        path=row.path,
-        level=row.level,
-        message=row.message,
-        trace_id=row.trace_id,
-        span_id=row.span_id,
-        attributes=_mapping(row.attributes),
-        location=row.location,
-        service=row.service,
-        node=row.node,
-        session_id=row.session_id,
-    )
+def _reader(cls: type[R], table: Table) -> Callable[[Any], R]:
+    """``row -> record`` for the rows of ``table``: each field of ``cls`` from
+    the column that stores it (:func:`~alamos.report.sql.schema.field_of`)."""
+    column = {field_of(c): c.name for c in table.columns}
+    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cls)  # type: ignore[arg-type]
+    plan = [(column[f.name], _READERS.get(str(f.type))) for f in fields]
+
+    def read(row: Any) -> R:
+        values = row._mapping
+        return cls(*[values[c] if conv is None else conv(values[c]) for c, conv in plan])
+
+    return read
+
+
+_span = _reader(SpanRecord, spans_table)
+_log = _reader(LogRecord, logs_table)
 
 
 def load_trace(url: str, trace_id: str) -> tuple[list[SpanRecord], list[LogRecord]]:
     """Every span and log of ``trace_id`` in the database at ``url``.
 
     Spans in start order and logs in time order (convenient, not meaningful
-    across nodes: use :func:`build_tree` for structure).  An unknown trace
-    gives two empty lists.  Raises :class:`ValueError` for an id that is not
-    32 lower-case hex digits and :class:`TraceQueryError` if the database
-    cannot be read.
+    across nodes: use :func:`~alamos.report.query.trace_tree.build_tree` for
+    structure).  An unknown trace gives two empty lists.  Raises
+    :class:`ValueError` for an id that is not 32 lower-case hex digits and
+    :class:`TraceQueryError` if the database cannot be read.
     """
     if not valid_trace_id(trace_id):
         raise ValueError(f"invalid trace id {trace_id!r}: expected 32 lower-case hex digits")
