@@ -28,33 +28,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import attrs
 
 from alamos.core.level import Level
-from alamos.core.records import (
-    EventRecord,
-    ExperimentRecord,
-    LogRecord,
-    MetricRecord,
-    Record,
-    ReportRecord,
-    SpanRecord,
-)
+from alamos.core.records import EventRecord, Record
 
 __all__ = ["KINDS", "as_dicts"]
 
 Times = Literal["order", "offset"]
 
-#: The ``"record"`` entry each record class gets in its dict (not ``"kind"``:
-#: that is a field of :class:`MetricRecord`).
+#: The ``"record"`` entry each record class gets in its dict: ``"span"`` for
+#: a :class:`~alamos.core.records.SpanRecord`... (not ``"kind"``: that is a
+#: field of :class:`~alamos.core.records.MetricRecord`).
 KINDS: dict[type[Any], str] = {
-    SpanRecord: "span",
-    LogRecord: "log",
-    MetricRecord: "metric",
-    ReportRecord: "report",
-    ExperimentRecord: "experiment",
+    cls: cls.__name__.removesuffix("Record").lower() for cls in get_args(Record)
 }
 
 _TIME_FIELDS = frozenset({"start_ns", "end_ns", "ts_ns", "created_ns"})
