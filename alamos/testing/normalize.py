@@ -63,7 +63,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def to_dict(record: Record) -> dict[str, Any]:
+def _to_dict(record: Record) -> dict[str, Any]:
     """One record as a plain dict: ``{"record": "span", <every field>}``."""
     cls = type(record)
     out: dict[str, Any] = {"record": KINDS.get(cls, cls.__name__)}
@@ -151,7 +151,7 @@ def as_dicts(
     """Every record as a plain dict, in recording order (see the module doc)."""
     if times not in ("order", "offset"):
         raise ValueError(f"times must be 'order' or 'offset', got {times!r}")
-    dicts = [to_dict(r) for r in records]
+    dicts = [_to_dict(r) for r in records]
     if not normalize:
         return dicts
     norm = _Normalizer(times)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, inspect, text
 
+from alamos.core.errors import SchemaVersionError
 from alamos.core.exporter import Exporter
 from alamos.core.json import STORED_JSON as json_safe
 from alamos.core.json import clean_text
@@ -30,7 +31,7 @@ from alamos.core.records import (
 from alamos.report.sql import SQLExporter, normalize_url, schema
 from alamos.report.sql.coerce import dumps_json
 from alamos.report.sql.rows import rows_for
-from alamos.report.sql.schema import SCHEMA_VERSION, SchemaVersionError, ensure_schema
+from alamos.report.sql.schema import SCHEMA_VERSION, ensure_schema
 
 T0 = 1_700_000_000_000_000_000
 INJECTION = "'; DROP TABLE alamos_spans; --"

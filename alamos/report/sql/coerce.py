@@ -21,10 +21,8 @@ from alamos.core.level import Level, parse_level
 
 __all__ = [
     "I64_MAX",
-    "I64_MIN",
     "LEVEL_NAMES",
     "dumps_json",
-    "encode_json",
     "json_col",
     "json_data",
     "level_name",
@@ -34,7 +32,7 @@ __all__ = [
     "to_num",
 ]
 
-I64_MIN, I64_MAX = -(2**63), 2**63 - 1
+_I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
@@ -67,7 +65,7 @@ def _make_encoder() -> Callable[[object], str]:
     return encode
 
 
-encode_json = _make_encoder()
+_encode_json = _make_encoder()
 
 
 def opt_text(v: object) -> str | None:
@@ -90,13 +88,13 @@ def req_text(v: object) -> str:
 
 def to_int(v: object) -> int:
     """A BIGINT column: clamped to 64 bits; what is not a number becomes 0."""
-    if type(v) is int and I64_MIN <= v <= I64_MAX:
+    if type(v) is int and _I64_MIN <= v <= I64_MAX:
         return v
     try:
         i: int = int(v)  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         return 0
-    return min(max(i, I64_MIN), I64_MAX)
+    return min(max(i, _I64_MIN), I64_MAX)
 
 
 def to_num(v: object) -> float | None:
@@ -130,15 +128,15 @@ def dumps_json(value: object) -> str:
     lone surrogate is made JSON-safe first.
     """
     try:
-        out = encode_json(value)
+        out = _encode_json(value)
     except (ValueError, TypeError, RecursionError):
-        return encode_json(STORED_JSON(value))
+        return _encode_json(STORED_JSON(value))
     if out.isascii():
         if "\\u0000" not in out:
             return out
     elif "\\u0000" not in out and SURROGATE.search(out) is None:
         return out
-    return encode_json(STORED_JSON(value))
+    return _encode_json(STORED_JSON(value))
 
 
 def json_col(value: object) -> str | None:

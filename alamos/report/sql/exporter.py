@@ -134,7 +134,7 @@ class SQLExporter:
     tables (:func:`alamos.report.sql.schema.ensure_schema`).  :meth:`export` writes
     a batch in one transaction, or raises (database errors propagate as
     SQLAlchemy exceptions, a bad schema version as
-    :class:`~alamos.report.sql.schema.SchemaVersionError`); after a failure the
+    :class:`~alamos.core.errors.SchemaVersionError`); after a failure the
     connection pool is thrown away and the schema re-checked, so the next
     :meth:`export` starts afresh.  A SQLite file deleted or replaced while in
     use is noticed (the exporter writes to whatever file is at the path).

@@ -53,7 +53,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "TABLES",
     "JSONType",
-    "SchemaVersionError",
     "ensure_schema",
     "experiments",
     "field_of",

@@ -26,12 +26,12 @@ from sqlalchemy import Connection
 from alamos.report.sql.rows import COLUMNS, Row
 
 __all__ = [
+    "SQLITE_CHUNK",
     "Writer",
     "file_identity",
     "is_unique_violation",
     "pg_copy",
     "pg_merge",
-    "quoted",
     "set_wal",
     "sqlite_insert",
 ]
@@ -39,7 +39,7 @@ __all__ = [
 Writer = Callable[[Connection, str, Sequence[Row]], None]
 
 
-def quoted(names: Iterable[str]) -> str:
+def _quoted(names: Iterable[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
 
 
@@ -56,7 +56,7 @@ def _sqlite_insert_sql(table: str, nrows: int) -> str:
     """``INSERT OR IGNORE`` of ``nrows`` rows into ``table`` in one statement."""
     cols = COLUMNS[table]
     one = f"({', '.join('?' for _ in cols)})"
-    return f'INSERT OR IGNORE INTO "{table}" ({quoted(cols)}) VALUES {", ".join([one] * nrows)}'
+    return f'INSERT OR IGNORE INTO "{table}" ({_quoted(cols)}) VALUES {", ".join([one] * nrows)}'
 
 
 def sqlite_insert(conn: Connection, table: str, rows: Sequence[Row]) -> None:
@@ -143,14 +143,14 @@ def pg_copy(conn: Connection, table: str, rows: Sequence[Row]) -> None:
     """
     raw: Any = conn.connection.driver_connection
     with raw.cursor() as cur:
-        _copy_rows(cur, table, quoted(COLUMNS[table]), rows)
+        _copy_rows(cur, table, _quoted(COLUMNS[table]), rows)
 
 
 def pg_merge(conn: Connection, table: str, rows: Sequence[Row]) -> None:
     """Store the rows of ``rows`` whose key is not there yet: ``COPY`` into a
     temporary table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``."""
     raw: Any = conn.connection.driver_connection
-    cols = quoted(COLUMNS[table])
+    cols = _quoted(COLUMNS[table])
     tmp = f"_alamos_load_{table}"
     with raw.cursor() as cur:
         cur.execute(f'CREATE TEMP TABLE "{tmp}" (LIKE "{table}") ON COMMIT DROP')
