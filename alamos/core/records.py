@@ -5,9 +5,11 @@ the hot path: a span queues itself when it ends and the collector's worker
 turns it into a :class:`SpanRecord`, so the instrumented thread never pays
 for the record (see ``alamos/report/pipeline/collector.py``).
 
-Every record class names the table it goes to (``table``) and the level it
-is exported at (``export_level``), so exporters can route "by level" without
-knowing each kind.  All times are integer nanoseconds since the epoch.
+Every record class names the table it goes to (``table``), its kind
+(``record_kind``: ``"span"``, ``"log"``..., the tag of the spool codec and of
+the testing dicts) and the level it is exported at (``export_level``), so
+exporters can route "by level" without knowing each kind.  All times are
+integer nanoseconds since the epoch.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class SpanRecord(_Built):
     """A finished span."""
 
     table: ClassVar[str] = "alamos_spans"
+    record_kind: ClassVar[str] = "span"
 
     trace_id: str
     span_id: str
@@ -103,6 +106,7 @@ class LogRecord(_Built):
     """One log call (``exp.log.info(...)``) or a captured loguru record."""
 
     table: ClassVar[str] = "alamos_logs"
+    record_kind: ClassVar[str] = "log"
 
     id: str
     ts_ns: int
@@ -132,6 +136,7 @@ class MetricRecord(_Built):
     """
 
     table: ClassVar[str] = "alamos_metrics"
+    record_kind: ClassVar[str] = "metric"
 
     id: str
     ts_ns: int
@@ -157,6 +162,7 @@ class ReportRecord(_Built):
     """The output of one attached report provider at ``ts_ns``."""
 
     table: ClassVar[str] = "alamos_reports"
+    record_kind: ClassVar[str] = "report"
 
     id: str
     ts_ns: int
@@ -177,6 +183,7 @@ class ExperimentRecord(_Built):
     """An experiment, recorded once when it is created."""
 
     table: ClassVar[str] = "alamos_experiments"
+    record_kind: ClassVar[str] = "experiment"
 
     path: str
     parent_path: str | None

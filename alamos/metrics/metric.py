@@ -15,6 +15,7 @@ from typing import Any
 
 import prometheus_client as prom
 
+from alamos.core.json import REPORT_JSON
 from alamos.core.level import Level
 
 __all__ = ["Counter", "Gauge", "Histogram", "Metric", "Sample"]
@@ -162,8 +163,8 @@ class Metric:
 
         def one(s: Sample) -> Any:
             if self.kind == "histogram":
-                return {"sum": _finite(s["sum"]), "count": _finite(s["count"])}
-            return _finite(s["value"])
+                return {"sum": REPORT_JSON(s["sum"]), "count": REPORT_JSON(s["count"])}
+            return REPORT_JSON(s["value"])
 
         if not self.labelnames:
             return one(samples[0]) if samples else None
@@ -181,10 +182,6 @@ class Metric:
     def __repr__(self) -> str:
         state = "on" if self.enabled else "off"
         return f"<{type(self).__name__} {self.full_name} {self.level} {state}>"
-
-
-def _finite(v: Any) -> Any:
-    return v if not isinstance(v, float) or math.isfinite(v) else None
 
 
 class Counter(Metric):

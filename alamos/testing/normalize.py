@@ -42,9 +42,7 @@ Times = Literal["order", "offset"]
 #: The ``"record"`` entry each record class gets in its dict: ``"span"`` for
 #: a :class:`~alamos.core.records.SpanRecord`... (not ``"kind"``: that is a
 #: field of :class:`~alamos.core.records.MetricRecord`).
-KINDS: dict[type[Any], str] = {
-    cls: cls.__name__.removesuffix("Record").lower() for cls in get_args(Record)
-}
+KINDS: dict[type[Any], str] = {cls: cls.record_kind for cls in get_args(Record)}
 
 _TIME_FIELDS = frozenset({"start_ns", "end_ns", "ts_ns", "created_ns"})
 _FILE_LINE = re.compile(r'File "(?:[^"]*[/\\])?([^"/\\]*)"')

@@ -126,7 +126,8 @@ _NAMESPACE: dict[str, Any] = {
 
 def _kind(cls: type) -> str:
     """``"span"`` for ``SpanRecord``: the ``"t"`` of its encoded dicts."""
-    return cls.__name__.removesuffix("Record").lower()
+    kind: str = getattr(cls, "record_kind")  # noqa: B009  (a ClassVar of each record)
+    return kind
 
 
 def _rule(cls: type, field: attrs.Attribute[Any]) -> tuple[str, str]:
