@@ -36,7 +36,13 @@ database, and imports follow the same direction (import-linter contracts in
 from typing import TYPE_CHECKING, Any
 
 from alamos.core.context import SpanContext
-from alamos.core.errors import AlamosError, SchemaVersionError, TraceQueryError, UnendedSpansError
+from alamos.core.errors import (
+    AlamosError,
+    RecordsRejected,
+    SchemaVersionError,
+    TraceQueryError,
+    UnendedSpansError,
+)
 from alamos.core.exporter import Exporter
 from alamos.core.level import Level
 from alamos.core.records import (
@@ -72,6 +78,7 @@ __all__ = [
     "LogRecord",
     "MetricRecord",
     "NoopSpan",
+    "RecordsRejected",
     "ReportRecord",
     "SQLExporter",
     "SchemaVersionError",

@@ -12,7 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["AlamosError", "SchemaVersionError", "TraceQueryError", "UnendedSpansError"]
+__all__ = [
+    "AlamosError",
+    "RecordsRejected",
+    "SchemaVersionError",
+    "TraceQueryError",
+    "UnendedSpansError",
+]
 
 
 class AlamosError(RuntimeError):
@@ -38,3 +44,18 @@ class SchemaVersionError(AlamosError):
 class TraceQueryError(AlamosError):
     """The database could not be read (unreachable, not a database, no alamos
     tables...).  The message says which database, with any password hidden."""
+
+
+class RecordsRejected(AlamosError):
+    """Raised by an exporter's ``export`` when the database refused the
+    batch's *contents* (a value too large for an index, a constraint other
+    than the duplicate id...), so that exporting the same records again
+    would fail again, as opposed to a transient failure (the database is
+    down, a lock timed out), which any other exception means.  The delivery
+    then splits the batch to find the records at fault, delivers the rest,
+    and writes those to a dead-letter file, counted as dropped ("rejected").
+    ``reason`` is the database's message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
