@@ -4,18 +4,27 @@
 tables of :mod:`alamos.report.sql.schema` (created on first use).  Writes are
 idempotent by primary key, so a batch replayed after a failure is stored once.
 
-* **SQLite** (``sqlite:///path/to/file.db``): WAL journal, ``synchronous=NORMAL``,
-  a busy timeout, transactions opened with ``BEGIN IMMEDIATE``; rows go in with
-  multi-row ``INSERT OR IGNORE`` statements, straight through the sqlite3
+* **SQLite** (``sqlite:///path/to/file.db``, SQLite 3.24 or later): WAL
+  journal, ``synchronous=NORMAL``, a busy timeout, transactions opened with
+  ``BEGIN IMMEDIATE``; rows go in with multi-row ``INSERT ... ON CONFLICT
+  (<primary key>) DO NOTHING`` statements, straight through the sqlite3
   connection.
 * **PostgreSQL** (``postgresql://``, ``postgres://`` or
   ``postgresql+psycopg://``, always through psycopg 3): each table's rows are
   sent with one ``COPY``, straight into the table; if some key is already
   stored (a replay), the transaction is rolled back and the batch written
   again, each table's rows copied into a temporary table and moved with
-  ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``.  (COPY measured about
-  twice as fast as ``executemany`` with ``ON CONFLICT DO NOTHING`` on
-  10k-span batches.)  See :mod:`alamos.report.sql.writers`.
+  ``INSERT ... SELECT ... ON CONFLICT (<primary key>) DO NOTHING``.  (COPY
+  measured about twice as fast as ``executemany`` with ``ON CONFLICT DO
+  NOTHING`` on 10k-span batches.)  See :mod:`alamos.report.sql.writers`.
+
+A batch the database refuses because of its *rows* (a value too large for
+an index, a CHECK or NOT NULL constraint, a unique index other than the
+primary key...) raises :class:`~alamos.core.errors.RecordsRejected`: the
+same records would be refused again, so the delivery isolates them instead
+of retrying.  Any other exception is a transient failure (the database is
+down, locked, full; its schema is newer).  See
+:func:`~alamos.report.sql.writers.rejection` for the rule.
 
 Records are converted by :mod:`alamos.report.sql.rows`, which makes hostile
 values storable (see :func:`~alamos.report.sql.rows.rows_for`).  SQL is
@@ -27,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import threading
 from collections.abc import Mapping, Sequence
 from importlib.util import find_spec
@@ -36,6 +46,7 @@ from typing import Any
 from sqlalchemy import URL, Connection, Engine, create_engine, event, make_url
 from sqlalchemy.exc import ArgumentError
 
+from alamos.core.errors import RecordsRejected
 from alamos.core.level import Level, LevelLike, parse_level
 from alamos.core.records import Record
 from alamos.report.sql.coerce import dumps_json
@@ -47,6 +58,7 @@ from alamos.report.sql.writers import (
     is_unique_violation,
     pg_copy,
     pg_merge,
+    rejection,
     set_wal,
     sqlite_insert,
 )
@@ -109,6 +121,9 @@ def _default_name(u: URL) -> str:
 # The exporter
 # ---------------------------------------------------------------------------
 
+#: The oldest SQLite with ``INSERT ... ON CONFLICT (...) DO NOTHING``.
+SQLITE_MIN_VERSION = (3, 24, 0)
+
 
 def _write(engine: Engine, rows: Mapping[str, Sequence[Row]], writer: Writer) -> None:
     """Write every table's rows with ``writer``, in one transaction."""
@@ -131,13 +146,20 @@ class SQLExporter:
     are merged with the exporter's own).
 
     Nothing connects until the first :meth:`export`, which also creates the
-    tables (:func:`alamos.report.sql.schema.ensure_schema`).  :meth:`export` writes
-    a batch in one transaction, or raises (database errors propagate as
-    SQLAlchemy exceptions, a bad schema version as
-    :class:`~alamos.core.errors.SchemaVersionError`); after a failure the
-    connection pool is thrown away and the schema re-checked, so the next
-    :meth:`export` starts afresh.  A SQLite file deleted or replaced while in
-    use is noticed (the exporter writes to whatever file is at the path).
+    tables (:func:`alamos.report.sql.schema.ensure_schema`).  :meth:`export`
+    writes a batch in one transaction, or raises:
+
+    * :class:`~alamos.core.errors.RecordsRejected` if the database refused
+      the rows themselves: the transaction is rolled back and the connection
+      kept, as the delivery then exports parts of the batch to find the rows
+      at fault;
+    * anything else for a transient failure (the driver's or SQLAlchemy's
+      exceptions, :class:`~alamos.core.errors.SchemaVersionError` for a bad
+      schema version): the connection pool is thrown away and the schema
+      re-checked, so the next :meth:`export` starts afresh.
+
+    A SQLite file deleted or replaced while in use is noticed (the exporter
+    writes to whatever file is at the path).
     """
 
     synchronous = False
@@ -158,6 +180,11 @@ class SQLExporter:
             raise ImportError(
                 "SQLExporter needs psycopg 3 for PostgreSQL: pip install 'alamos[postgres]' "
                 "(or 'psycopg[binary]')"
+            )
+        if self.url.drivername == "sqlite" and sqlite3.sqlite_version_info < SQLITE_MIN_VERSION:
+            raise RuntimeError(
+                f"SQLExporter needs SQLite {'.'.join(map(str, SQLITE_MIN_VERSION))} or later "
+                f"(for INSERT ... ON CONFLICT), this Python has {sqlite3.sqlite_version}"
             )
         self.min_level: Level = parse_level(min_level)
         self.name: str = name if name is not None else _default_name(self.url)
@@ -196,12 +223,17 @@ class SQLExporter:
         return self._engine
 
     def export(self, records: Sequence[Record]) -> None:
-        """Store ``records`` in one transaction (idempotent by id), or raise."""
+        """Store ``records`` in one transaction (idempotent by id), or raise
+        (:class:`~alamos.core.errors.RecordsRejected` if the database refused
+        the records themselves; see the class docstring)."""
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
         if not records:
             return
-        rows = convert(records)
+        try:
+            rows = convert(records)
+        except TypeError as exc:  # not a record: no database could store it
+            raise RecordsRejected(str(exc)) from exc
         if self._pid != os.getpid():
             self._after_fork()
         with self._lock:
@@ -219,13 +251,25 @@ class SQLExporter:
                     self._sqlite_file = file_identity(self._sqlite_path)
                     self._schema_ready = True
                 try:
-                    _write(engine, rows, self._writer)
+                    try:
+                        _write(engine, rows, self._writer)
+                    except Exception as exc:
+                        if self._merge is None or not is_unique_violation(exc):
+                            raise
+                        # A key is stored already (a replay): write again,
+                        # keeping only the new rows.
+                        _write(engine, rows, self._merge)
                 except Exception as exc:
-                    if self._merge is None or not is_unique_violation(exc):
+                    reason = rejection(exc)
+                    if reason is None:
                         raise
-                    # A key is stored already (a replay): write again, keeping
-                    # only the new rows.
-                    _write(engine, rows, self._merge)
+                    shown = self.url.render_as_string(hide_password=True)
+                    raise RecordsRejected(f"{shown} refused the records: {reason}") from exc
+            except RecordsRejected:
+                # The transaction was rolled back and the connection is sound:
+                # keep it (and the checked schema) for the exports that follow,
+                # as the delivery splits the batch.
+                raise
             except BaseException:
                 # The connection may be broken (server restarted, file gone):
                 # start the next export from a fresh pool and re-check the schema.

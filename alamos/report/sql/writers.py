@@ -5,10 +5,16 @@ and its rows (tuples in :data:`~alamos.report.sql.rows.COLUMNS` order), and goes
 straight to the driver's connection: SQLAlchemy's per-row work is skipped.
 SQL is built from table and column names only, never from values.
 
-* **SQLite** (:func:`sqlite_insert`): multi-row ``INSERT OR IGNORE``.
+* **SQLite** (:func:`sqlite_insert`): multi-row
+  ``INSERT ... ON CONFLICT (<primary key>) DO NOTHING``.
 * **PostgreSQL** (:func:`pg_copy`, then :func:`pg_merge`): ``COPY`` straight
   into the table; if a key is already there (a replay), the exporter rolls
   the transaction back and writes the batch again with :func:`pg_merge`.
+
+Only a row whose primary key is stored already is skipped (the idempotent
+replay); every other refusal by the database raises.  :func:`rejection`
+tells a refusal of the rows themselves (permanent: the same rows would be
+refused again) from a failure of the database (transient).
 """
 
 from __future__ import annotations
@@ -22,8 +28,10 @@ from itertools import chain
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from alamos.report.sql.rows import COLUMNS, Row
+from alamos.report.sql.schema import TABLES
 
 __all__ = [
     "SQLITE_CHUNK",
@@ -32,6 +40,7 @@ __all__ = [
     "is_unique_violation",
     "pg_copy",
     "pg_merge",
+    "rejection",
     "set_wal",
     "sqlite_insert",
 ]
@@ -41,6 +50,13 @@ Writer = Callable[[Connection, str, Sequence[Row]], None]
 
 def _quoted(names: Iterable[str]) -> str:
     return ", ".join(f'"{n}"' for n in names)
+
+
+#: Each table's primary key columns, quoted: the conflict target of the
+#: writes, so that a duplicate *id* is skipped and nothing else is.
+_KEYS: dict[str, str] = {
+    name: _quoted(c.name for c in table.primary_key.columns) for name, table in TABLES.items()
+}
 
 
 # ---------------------------------------------------------------------------
@@ -53,14 +69,24 @@ SQLITE_CHUNK = 1024
 
 @functools.cache
 def _sqlite_insert_sql(table: str, nrows: int) -> str:
-    """``INSERT OR IGNORE`` of ``nrows`` rows into ``table`` in one statement."""
+    """``INSERT`` of ``nrows`` rows into ``table`` in one statement, skipping
+    the rows whose primary key is stored already.
+
+    Not ``INSERT OR IGNORE``: that also skips, silently, a row that breaks
+    any other constraint (NOT NULL, CHECK, UNIQUE...), which must fail the
+    batch instead.  The upsert clause needs SQLite 3.24.
+    """
     cols = COLUMNS[table]
     one = f"({', '.join('?' for _ in cols)})"
-    return f'INSERT OR IGNORE INTO "{table}" ({_quoted(cols)}) VALUES {", ".join([one] * nrows)}'
+    return (
+        f'INSERT INTO "{table}" ({_quoted(cols)}) VALUES {", ".join([one] * nrows)} '
+        f"ON CONFLICT ({_KEYS[table]}) DO NOTHING"
+    )
 
 
 def sqlite_insert(conn: Connection, table: str, rows: Sequence[Row]) -> None:
-    """Insert ``rows`` with multi-row ``INSERT OR IGNORE`` statements.
+    """Insert ``rows`` with multi-row ``INSERT`` statements (see
+    :func:`_sqlite_insert_sql`).
 
     Measured against ``executemany``: as fast alone, and faster while other
     threads run Python (the instrumented code, the collector).  sqlite3
@@ -148,7 +174,9 @@ def pg_copy(conn: Connection, table: str, rows: Sequence[Row]) -> None:
 
 def pg_merge(conn: Connection, table: str, rows: Sequence[Row]) -> None:
     """Store the rows of ``rows`` whose key is not there yet: ``COPY`` into a
-    temporary table, then ``INSERT ... SELECT ... ON CONFLICT DO NOTHING``."""
+    temporary table, then ``INSERT ... SELECT ... ON CONFLICT (<primary key>)
+    DO NOTHING``.  The conflict target is the primary key: a row that
+    collides with another unique index raises (a refused row, not a replay)."""
     raw: Any = conn.connection.driver_connection
     cols = _quoted(COLUMNS[table])
     tmp = f"_alamos_load_{table}"
@@ -156,7 +184,8 @@ def pg_merge(conn: Connection, table: str, rows: Sequence[Row]) -> None:
         cur.execute(f'CREATE TEMP TABLE "{tmp}" (LIKE "{table}") ON COMMIT DROP')
         _copy_rows(cur, tmp, cols, rows)
         cur.execute(
-            f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{tmp}" ON CONFLICT DO NOTHING'
+            f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{tmp}" '
+            f"ON CONFLICT ({_KEYS[table]}) DO NOTHING"
         )
         cur.execute(f'DROP TABLE "{tmp}"')
 
@@ -168,3 +197,68 @@ def is_unique_violation(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover - psycopg is there for PostgreSQL
         return False
     return isinstance(exc, UniqueViolation)
+
+
+# ---------------------------------------------------------------------------
+# Refused rows (permanent) or a failing database (transient)
+# ---------------------------------------------------------------------------
+
+#: PostgreSQL SQLSTATE classes that condemn the rows, not the database:
+#: 22 data_exception (a value out of range, a character the encoding cannot
+#: hold...), 23 integrity_constraint_violation (CHECK, NOT NULL, a unique index
+#: other than the primary key: the key itself never conflicts, see
+#: :func:`pg_merge`), 54 program_limit_exceeded ("index row size 3024 exceeds
+#: btree version 4 maximum 2704").  Everything else (08 connection, 40
+#: serialization failure and deadlock, 53 disk full, 55 lock not available,
+#: 57 statement timeout or shutdown, 42 a table dropped by hand...) is the
+#: database's state, which changes: transient.
+_PG_REFUSING_CLASSES = frozenset({"22", "23", "54"})
+
+#: The longest reason kept: PostgreSQL's messages can quote a whole row.
+_REASON_MAX = 500
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= _REASON_MAX else line[: _REASON_MAX - 1] + "…"
+
+
+def rejection(exc: BaseException) -> str | None:
+    """The database's message if ``exc``, raised while writing a batch, says
+    the database refused the *rows* (the same rows would be refused again),
+    or ``None`` if it is a failure of the database or the connection
+    (exporting the same rows later may work).
+
+    * PostgreSQL (psycopg 3): the SQLSTATE classes of
+      :data:`_PG_REFUSING_CLASSES`, and psycopg's own ``DataError`` for a
+      value it cannot send.
+    * SQLite: ``IntegrityError`` (a constraint other than the duplicate
+      primary key, which the writes skip; a trigger's ``RAISE``; "datatype
+      mismatch") and ``DataError`` ("string or blob too big").  Busy, locked,
+      full, read-only, I/O, corrupt: ``OperationalError`` and the like, transient.
+    * either: a value the driver cannot encode or bind (``UnicodeError``,
+      ``OverflowError``).
+
+    SQLAlchemy's wrappers (raised by a commit) are looked through.
+    """
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, (sqlite3.IntegrityError, sqlite3.DataError)):
+        name = getattr(exc, "sqlite_errorname", None)
+        message = _first_line(str(exc))
+        return f"{message} ({name})" if name else message
+    if isinstance(exc, (UnicodeError, OverflowError)):
+        return _first_line(f"{type(exc).__name__}: {exc}")
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - psycopg is there for PostgreSQL
+        return None
+    if not isinstance(exc, psycopg.Error):
+        return None
+    sqlstate = exc.sqlstate
+    if sqlstate is None:
+        # Raised by psycopg itself, before the server saw anything.
+        return _first_line(str(exc)) if isinstance(exc, psycopg.DataError) else None
+    if sqlstate[:2] not in _PG_REFUSING_CLASSES:
+        return None
+    return f"{_first_line(exc.diag.message_primary or str(exc))} (SQLSTATE {sqlstate})"
