@@ -328,7 +328,10 @@ def test_migrations_hook(sqlite_url: str, monkeypatch: Any) -> None:
     exp.export([span()])
     exp.close()
     engine = read_engine(sqlite_url)
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 2)
+    # The version after this alamos' own (the schema was at 1 when this test
+    # was written with 2 here).
+    nxt = SCHEMA_VERSION + 1
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", nxt)
     with pytest.raises(SchemaVersionError, match="no migration"):
         ensure_schema(engine)
     calls: list[int] = []
@@ -337,11 +340,11 @@ def test_migrations_hook(sqlite_url: str, monkeypatch: Any) -> None:
         calls.append(1)
         conn.execute(text("ALTER TABLE alamos_spans ADD COLUMN extra TEXT"))
 
-    monkeypatch.setitem(schema.MIGRATIONS, 2, to_v2)
-    assert ensure_schema(engine) == 2
-    assert ensure_schema(engine) == 2
+    monkeypatch.setitem(schema.MIGRATIONS, nxt, to_v2)
+    assert ensure_schema(engine) == nxt
+    assert ensure_schema(engine) == nxt
     assert calls == [1]
-    assert rows(engine, "SELECT version FROM alamos_schema_version") == [{"version": 2}]
+    assert rows(engine, "SELECT version FROM alamos_schema_version") == [{"version": nxt}]
     assert "extra" in {c["name"] for c in inspect(engine).get_columns("alamos_spans")}
     engine.dispose()
 

@@ -310,9 +310,11 @@ def _roots(conn: Connection, ids: Sequence[str]) -> dict[str, SpanRecord]:
     """For each trace in ``ids``: its root span, else its earliest orphan."""
     s = spans_table.c
     parent = spans_table.alias("parent")
+    # The parent is looked for in the same trace: a span id is unique only
+    # within its trace (the table's key is the pair).
     no_parent = or_(
         s.parent_span_id.is_(None),
-        ~exists().where(parent.c.span_id == s.parent_span_id),
+        ~exists().where(parent.c.span_id == s.parent_span_id, parent.c.trace_id == s.trace_id),
     )
     rows = conn.execute(
         select(*_columns(spans_table))

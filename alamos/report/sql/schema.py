@@ -16,12 +16,23 @@ written (:mod:`~alamos.report.sql.rows`) and read back
 :data:`SCHEMA_VERSION`.  A later version of alamos that changes the schema
 bumps :data:`SCHEMA_VERSION` and adds ``MIGRATIONS[new_version]``, a function
 that upgrades a database from ``new_version - 1`` inside the same transaction.
+A migration names the tables and columns it changes itself, rather than
+reading the tables defined here, which describe the *latest* version.
 A database written by a *newer* alamos is refused with
 :class:`SchemaVersionError` rather than written to with the wrong layout.
+
+Versions:
+
+1. the first schema;
+2. ``alamos_spans`` keyed by ``(span_id, trace_id)`` instead of ``span_id``
+   alone: span ids are 64 random bits drawn per trace, so two traces can draw
+   the same one (even odds at about 5e9 stored spans), and the second span
+   was then skipped as if it were a replay.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -64,13 +75,8 @@ __all__ = [
     "spans",
 ]
 
-#: The schema version this code writes.
-SCHEMA_VERSION = 1
-
-#: ``MIGRATIONS[v](conn)`` upgrades a database at version ``v - 1`` to ``v``.
-#: It runs inside the transaction of :func:`ensure_schema`, which then records
-#: the new version.  Version 1 is the first one: nothing to migrate yet.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+#: The schema version this code writes (see the module docstring).
+SCHEMA_VERSION = 2
 
 #: JSONB on PostgreSQL, JSON text elsewhere.  Python ``None`` is SQL ``NULL``.
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
@@ -95,8 +101,11 @@ experiments = Table(
 spans = Table(
     "alamos_spans",
     metadata,
+    # Keyed by the pair: a span id is unique within its trace only.  span_id
+    # first, so that the key's index also serves a lookup by span id alone;
+    # ix_alamos_spans_trace_id serves the lookups by trace.
     Column("span_id", Text, primary_key=True),
-    Column("trace_id", Text, nullable=False),
+    Column("trace_id", Text, primary_key=True),
     Column("parent_span_id", Text, info={"field": "parent_id"}),
     Column("path", Text, nullable=False),
     Column("name", Text, nullable=False),
@@ -182,6 +191,81 @@ def field_of(column: Column[Any]) -> str | None:
     says otherwise; ``None`` for a derived column (``duration_ns``)."""
     field: str | None = column.info.get("field", column.name)
     return field
+
+
+# ---------------------------------------------------------------------------
+# Migrations
+# ---------------------------------------------------------------------------
+
+_PK_CLAUSE = re.compile(r"PRIMARY\s+KEY\s*\([^)]*\)", re.IGNORECASE)
+
+
+def _set_primary_key(conn: Connection, table: str, columns: tuple[str, ...]) -> None:
+    """Make ``columns`` the primary key of ``table``, keeping its rows, its
+    other columns (those a user added too), indexes and triggers.
+
+    PostgreSQL alters the constraint in place.  SQLite cannot: the table is
+    rebuilt as its documentation describes (create the new table from the
+    stored ``CREATE TABLE`` with the key clause replaced, copy the rows, drop
+    the old table, rename the new one, re-create its indexes and triggers),
+    with ``legacy_alter_table`` on during the rename so that a view over the
+    table is left as it is (it names the table, which exists again after).
+    """
+    key = ", ".join(f'"{c}"' for c in columns)
+    if conn.dialect.name == "postgresql":
+        old = inspect(conn).get_pk_constraint(table).get("name")
+        drop = f'DROP CONSTRAINT "{old}", ' if old else ""
+        conn.exec_driver_sql(f'ALTER TABLE "{table}" {drop}ADD PRIMARY KEY ({key})')
+        return
+    ddl = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
+    ).scalar()
+    rebuilt = f"{table}_rebuilt"
+    new_ddl, keys = _PK_CLAUSE.subn(f"PRIMARY KEY ({key})", str(ddl or ""), count=2)
+    new_ddl, names = re.subn(
+        rf'^\s*CREATE\s+TABLE\s+(?:"{table}"|{table})(?=[\s(])',
+        f'CREATE TABLE "{rebuilt}"',
+        new_ddl,
+        count=1,
+        flags=re.IGNORECASE,
+    )
+    if keys != 1 or names != 1:
+        raise SchemaVersionError(
+            f"cannot migrate {table}: its layout is not one alamos wrote "
+            f"(expected one table-level PRIMARY KEY clause): {ddl!r:.300}"
+        )
+    attached = conn.exec_driver_sql(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') "
+        "AND sql IS NOT NULL ORDER BY type, name",
+        (table,),
+    ).scalars()
+    recreate = list(attached)
+    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{rebuilt}"')
+    conn.exec_driver_sql(new_ddl)
+    conn.exec_driver_sql(f'INSERT INTO "{rebuilt}" SELECT * FROM "{table}"')
+    conn.exec_driver_sql(f'DROP TABLE "{table}"')
+    legacy = conn.exec_driver_sql("PRAGMA legacy_alter_table").scalar()
+    conn.exec_driver_sql("PRAGMA legacy_alter_table = ON")
+    try:
+        conn.exec_driver_sql(f'ALTER TABLE "{rebuilt}" RENAME TO "{table}"')
+    finally:
+        conn.exec_driver_sql(f"PRAGMA legacy_alter_table = {int(bool(legacy))}")
+    for sql in recreate:
+        conn.exec_driver_sql(sql)
+
+
+def _v2_spans_keyed_by_trace_and_span(conn: Connection) -> None:
+    """Version 2: ``alamos_spans`` keyed by ``(span_id, trace_id)``."""
+    _set_primary_key(conn, "alamos_spans", ("span_id", "trace_id"))
+
+
+#: ``MIGRATIONS[v](conn)`` upgrades a database at version ``v - 1`` to ``v``.
+#: It runs inside the transaction of :func:`ensure_schema` (which holds the
+#: lock that serialises concurrent processes), which then records the new
+#: version.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    2: _v2_spans_keyed_by_trace_and_span,
+}
 
 
 def ensure_schema(engine: Engine | Connection) -> int:
