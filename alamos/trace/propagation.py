@@ -1,4 +1,4 @@
-"""W3C Trace Context (Level 1) propagation: ``traceparent`` and ``tracestate``.
+"""W3C Trace Context propagation: ``traceparent`` and ``tracestate``.
 
 A trace crosses process boundaries as two HTTP headers.  :func:`inject`
 writes them for the current span into an outgoing request's headers, and
@@ -13,7 +13,12 @@ trace" (§3.2.4, §4.3).  Parsing is also bounded: oversized input is refused
 by its length before any scanning.
 
 Section numbers in comments refer to the W3C Recommendation
-https://www.w3.org/TR/trace-context-1/.
+https://www.w3.org/TR/trace-context-1/.  ``traceparent`` follows it; the
+``tracestate`` rules follow the current specification, which the official
+test suite checks (see :mod:`alamos.trace.tracestate`).  The whole suite
+(``w3c/trace-context`` ``test/test.py``, ``STRICT_LEVEL=2``) passes against
+``tests/integrations/w3c_service.py``, and its cases are ported to
+``tests/integrations/test_w3c_harness.py``.
 """
 
 from __future__ import annotations
@@ -56,6 +61,10 @@ _PREFIX_RE = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{
 
 _ZERO_TRACE_ID = "0" * 32
 _ZERO_SPAN_ID = "0" * 16
+
+# What format_traceparent accepts: the ids exactly as the header carries them.
+_TRACE_ID_RE = re.compile(r"[0-9a-f]{32}")
+_SPAN_ID_RE = re.compile(r"[0-9a-f]{16}")
 
 #: §3.2.2.5: the only flag defined by version 00.
 _FLAG_SAMPLED = 0x01
@@ -119,10 +128,29 @@ def format_traceparent(ctx: SpanContext) -> str:
 
     We always send version 00, whatever version we received: §3.4 "Downgrade
     the version".  Only the sampled flag is written, since §3.2.2.5 says
-    other flags MUST be zero.  The ids are trusted as built by alamos
-    (:class:`SpanContext` documents them as lower-case hex).
+    other flags MUST be zero.
+
+    Raises :class:`ValueError` unless the trace id is 32 and the span id 16
+    lower-case hex digits, neither all zeros: :class:`SpanContext` is a plain
+    record anyone can build (and a remote parent's id was once any length),
+    and a header the receiver must reject, or one carrying CR/LF into a
+    request, must never be written.  Two regex matches are nothing next to
+    the network call the header is for.
     """
-    return f"00-{ctx.trace_id}-{ctx.span_id}-{'01' if ctx.sampled else '00'}"
+    trace_id, span_id = ctx.trace_id, ctx.span_id
+    if (
+        not isinstance(trace_id, str)
+        or not isinstance(span_id, str)
+        or _TRACE_ID_RE.fullmatch(trace_id) is None
+        or _SPAN_ID_RE.fullmatch(span_id) is None
+        or trace_id == _ZERO_TRACE_ID
+        or span_id == _ZERO_SPAN_ID
+    ):
+        raise ValueError(
+            f"invalid span context for traceparent: trace id {trace_id!r:.60} must be 32 and "
+            f"span id {span_id!r:.40} 16 lower-case hex digits, not all zeros (W3C §3.2.2)"
+        )
+    return f"00-{trace_id}-{span_id}-{'01' if ctx.sampled else '00'}"
 
 
 def inject(carrier: MutableMapping[str, str], context: SpanContext | None = None) -> None:
@@ -130,17 +158,26 @@ def inject(carrier: MutableMapping[str, str], context: SpanContext | None = None
 
     ``context`` defaults to the current span's; with no current span nothing
     is written, so the callee starts its own trace rather than joining a
-    fabricated one.  The tracestate is re-validated before being sent:
-    ``SpanContext`` is a plain record anyone can build, and a header value
-    must never carry e.g. a CR/LF into an outgoing request.  Re-parsing a
-    valid state is idempotent and costs microseconds next to a network call.
+    fabricated one.  The same happens for a context whose ids are not valid
+    on the wire (:func:`format_traceparent` says which): ``inject`` runs in
+    the middle of an outgoing request (the httpx transport calls it), which
+    must not fail because of tracing, and an invalid ``traceparent`` would
+    only make the callee start a fresh trace anyway.  The tracestate is
+    re-validated before being sent: ``SpanContext`` is a plain record anyone
+    can build, and a header value must never carry e.g. a CR/LF into an
+    outgoing request.  Re-parsing a valid state is idempotent and costs
+    microseconds next to a network call.
     """
     if context is None:
         span = CURRENT.get()
         if span is None:
             return
         context = span.context
-    carrier[TRACEPARENT] = format_traceparent(context)
+    try:
+        traceparent = format_traceparent(context)
+    except (ValueError, AttributeError):
+        return
+    carrier[TRACEPARENT] = traceparent
     if context.tracestate:
         tracestate = TraceState.parse(context.tracestate).format()
         if tracestate:
