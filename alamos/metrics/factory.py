@@ -10,11 +10,18 @@ exposed); a second registry, private to the tree, holds every metric so that
 name clashes are caught whatever the levels.  Both are given to
 :class:`Metrics` when it is built, with the experiment's
 :class:`~alamos.core.scope.LiveScope`.
+
+A metric with labels accepts at most ``cardinality_limit`` label sets
+(default 2,000; see :mod:`alamos.metrics.metric`); the calls sent to its
+overflow series are counted by ``<path>_alamos_label_overflows_total``
+``{metric="<name>"}``, created in the same experiment on the first overflow.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -23,7 +30,14 @@ from prometheus_client import CollectorRegistry
 
 from alamos.core.level import Level, LevelLike, parse_level
 from alamos.core.scope import LiveScope, Scope
-from alamos.metrics.metric import KINDS, Counter, Gauge, Histogram, Metric
+from alamos.metrics.metric import (
+    DEFAULT_CARDINALITY_LIMIT,
+    KINDS,
+    Counter,
+    Gauge,
+    Histogram,
+    Metric,
+)
 
 #: Registers a function to call when the tree closes; False if already closed.
 OnClose = Callable[[Callable[[], None]], bool]
@@ -32,11 +46,35 @@ __all__ = ["Metrics"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+log = logging.getLogger("alamos")
+
+#: The counter of calls sent to overflow series, one per experiment.
+OVERFLOW_COUNTER = "alamos_label_overflows"
+
+
+def _check_limit(limit: object) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(
+            f"invalid cardinality_limit {limit!r}: use an int >= 1 (label sets per metric; "
+            f"the default is {DEFAULT_CARDINALITY_LIMIT})"
+        )
+    return limit
+
 
 class Metrics:
     """Create (or get back) the metrics of one experiment."""
 
-    __slots__ = ("_lock", "_metrics", "_names", "_on_close", "_scope", "path", "registry")
+    __slots__ = (
+        "_lock",
+        "_metrics",
+        "_names",
+        "_on_close",
+        "_overflow_counter",
+        "_scope",
+        "cardinality_limit",
+        "path",
+        "registry",
+    )
 
     def __init__(
         self,
@@ -44,13 +82,17 @@ class Metrics:
         registry: CollectorRegistry,
         names: CollectorRegistry,
         on_close: OnClose | None = None,
+        cardinality_limit: int = DEFAULT_CARDINALITY_LIMIT,
     ) -> None:
         self.path = scope.scope.path
         #: The registry of the enabled metrics (``root.registry``).
         self.registry = registry
+        #: The limit of a metric made here without ``cardinality_limit=``.
+        self.cardinality_limit = _check_limit(cardinality_limit)
         self._names = names
         self._on_close = on_close
         self._metrics: dict[str, Metric] = {}
+        self._overflow_counter: Metric | None = None
         self._lock = threading.Lock()
         scope.watch(self._update)
 
@@ -62,9 +104,15 @@ class Metrics:
         level: LevelLike = "prod",
         labelnames: Sequence[str] = (),
         unit: str = "",
+        cardinality_limit: int | None = None,
     ) -> Counter:
-        """A counter; ``counter.inc()``.  Same name twice gives the same metric."""
-        return self._get("counter", name, documentation, level, labelnames, unit=unit)  # type: ignore[return-value]
+        """A counter; ``counter.inc()``.  Same name twice gives the same metric.
+
+        ``cardinality_limit``: label sets kept before new ones go to the
+        overflow series (None: this tree's default, 2,000)."""
+        return self._get(  # type: ignore[return-value]
+            "counter", name, documentation, level, labelnames, cardinality_limit, unit=unit
+        )
 
     def gauge(
         self,
@@ -74,9 +122,12 @@ class Metrics:
         level: LevelLike = "prod",
         labelnames: Sequence[str] = (),
         unit: str = "",
+        cardinality_limit: int | None = None,
     ) -> Gauge:
-        """A gauge; ``gauge.set(v)``."""
-        return self._get("gauge", name, documentation, level, labelnames, unit=unit)  # type: ignore[return-value]
+        """A gauge; ``gauge.set(v)``.  ``cardinality_limit`` as for :meth:`counter`."""
+        return self._get(  # type: ignore[return-value]
+            "gauge", name, documentation, level, labelnames, cardinality_limit, unit=unit
+        )
 
     def histogram(
         self,
@@ -87,12 +138,23 @@ class Metrics:
         labelnames: Sequence[str] = (),
         buckets: Sequence[float] | None = None,
         unit: str = "",
+        cardinality_limit: int | None = None,
     ) -> Histogram:
-        """A histogram; ``histogram.observe(v)`` or ``with histogram.time():``."""
+        """A histogram; ``histogram.observe(v)`` or ``with histogram.time():``.
+        ``cardinality_limit`` as for :meth:`counter`."""
         extra: dict[str, Any] = {}
         if buckets is not None:
             extra["buckets"] = tuple(buckets)
-        return self._get("histogram", name, documentation, level, labelnames, unit=unit, **extra)  # type: ignore[return-value]
+        return self._get(  # type: ignore[return-value]
+            "histogram",
+            name,
+            documentation,
+            level,
+            labelnames,
+            cardinality_limit,
+            unit=unit,
+            **extra,
+        )
 
     def _get(
         self,
@@ -101,6 +163,9 @@ class Metrics:
         documentation: str,
         level: LevelLike,
         labelnames: Sequence[str],
+        cardinality_limit: int | None,
+        *,
+        count_overflows: bool = True,
         **extra: Any,
     ) -> Metric:
         if not isinstance(name, str) or not _NAME.fullmatch(name):
@@ -109,6 +174,8 @@ class Metrics:
                 "(regex [A-Za-z_][A-Za-z0-9_]*); the experiment path is prefixed for you"
             )
         lvl = parse_level(level)
+        limit = self.cardinality_limit if cardinality_limit is None else cardinality_limit
+        _check_limit(limit)
         with self._lock:
             existing = self._metrics.get(name)
             if existing is not None:
@@ -122,6 +189,11 @@ class Metrics:
                         f"metric {name!r} of {self.path!r} already has labelnames "
                         f"{list(existing.labelnames)}, not {list(labelnames)}: "
                         "pick another name"
+                    )
+                if cardinality_limit is not None and limit != existing.cardinality_limit:
+                    raise ValueError(
+                        f"metric {name!r} of {self.path!r} already has cardinality_limit "
+                        f"{existing.cardinality_limit}, not {limit}: pick another name"
                     )
                 return existing
             path = self.path
@@ -141,10 +213,43 @@ class Metrics:
                     f"{full!r}): {exc}. Two experiment paths can map to the same "
                     "Prometheus name ('a.b_c' and 'a_b.c'); rename one of them"
                 ) from None
-            metric = wrapper_cls(path, name, full, prom_obj, lvl, labelnames, self.registry)
+            metric = wrapper_cls(
+                path,
+                name,
+                full,
+                prom_obj,
+                lvl,
+                labelnames,
+                self.registry,
+                cardinality_limit=limit,
+                on_overflow=self._overflowed if count_overflows else None,
+            )
             metric._bind(self._scope.enabled(lvl))
             self._metrics[name] = metric
             return metric
+
+    def _overflowed(self, metric: Metric) -> None:
+        """Count one call sent to ``metric``'s overflow series (exported, so
+        an operator sees it on ``/metrics`` and in the database)."""
+        counter = self._overflow_counter
+        if counter is None:
+            try:
+                # Its own label values are this experiment's metric names: few,
+                # and never overflowing (no limit, and no overflow hook of its own).
+                counter = self._get(
+                    "counter",
+                    OVERFLOW_COUNTER,
+                    "Calls of labels(...) sent to a metric's overflow series (cardinality limit)",
+                    "prod",
+                    ["metric"],
+                    sys.maxsize,
+                    count_overflows=False,
+                )
+            except ValueError as exc:  # the user took the name: count on the metric only
+                log.warning("alamos: cannot count overflows in %s: %s", self.path, exc)
+                counter = _noop_metric(Counter, OVERFLOW_COUNTER, ["metric"])
+            self._overflow_counter = counter
+        counter.labels(metric.name).inc()
 
     def get(self, name: str) -> Metric | None:
         """The metric called ``name`` in this experiment, or ``None``."""

@@ -5,11 +5,31 @@ wrapper does not check its level on every call: when the filter changes, the
 experiment *rebinds* the wrapper's methods, either to the prometheus
 object's own bound methods (``writes.inc`` *is* ``Counter.inc``) or to a
 no-op.  A call is then one instance-dict lookup plus the real call.
+
+Cardinality limit
+-----------------
+A label with unbounded values (a user id, a URL) would make a metric grow
+without bound: one prometheus_client child per label set, all of it walked
+by every snapshot.  So a metric with labels accepts at most
+``cardinality_limit`` label sets (default :data:`DEFAULT_CARDINALITY_LIMIT`,
+2,000, the OpenTelemetry SDK's default); further label sets go to one
+*overflow series*, whose every label is :data:`OVERFLOW_LABEL_VALUE`
+(OpenTelemetry marks it ``otel.metric.overflow=true``; prometheus_client's
+label names are fixed, so the value carries the mark).  As in the
+OpenTelemetry SDK, the overflow series comes in addition to the limit, and
+the total stays right.  Each redirected ``labels(...)`` call is counted
+(``metric.overflows``, and a counter the factory exports), and the first
+one logs a warning on the ``alamos`` logger.
+
+Only ``labels(...)`` pays for it: ``counter.inc()`` stays prometheus_client's
+own bound method.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,9 +38,26 @@ import prometheus_client as prom
 from alamos.core.json import REPORT_JSON
 from alamos.core.level import Level
 
-__all__ = ["Counter", "Gauge", "Histogram", "Metric", "Sample"]
+__all__ = [
+    "DEFAULT_CARDINALITY_LIMIT",
+    "OVERFLOW_LABEL_VALUE",
+    "Counter",
+    "Gauge",
+    "Histogram",
+    "Metric",
+    "Sample",
+]
 
 Sample = dict[str, Any]
+
+#: Label sets a metric accepts before sending new ones to its overflow series
+#: (the OpenTelemetry SDK's default ``aggregation_cardinality_limit``).
+DEFAULT_CARDINALITY_LIMIT = 2000
+
+#: The value of every label of the overflow series.
+OVERFLOW_LABEL_VALUE = "__overflow__"
+
+log = logging.getLogger("alamos")
 
 
 def _noop(*args: Any, **kwargs: Any) -> None:
@@ -85,6 +122,9 @@ class Metric:
         level: Level,
         labelnames: Sequence[str],
         registry: Any = None,
+        *,
+        cardinality_limit: int = DEFAULT_CARDINALITY_LIMIT,
+        on_overflow: Callable[[Metric], None] | None = None,
     ) -> None:
         self._registry = registry
         self._registered = False
@@ -94,6 +134,15 @@ class Metric:
         self.prometheus = prometheus
         self.level = level
         self.labelnames = tuple(labelnames)
+        #: At most this many label sets, plus the overflow series.
+        self.cardinality_limit = cardinality_limit
+        #: Calls of ``labels(...)`` sent to the overflow series so far.
+        self.overflows = 0
+        self._on_overflow = on_overflow
+        self._limit_lock = threading.Lock()
+        self._limited_labels = (
+            self._make_labels() if self.labelnames and prometheus is not None else None
+        )
         self.enabled = False
         self._bind(False)
 
@@ -104,7 +153,12 @@ class Metric:
             setattr(self, method, getattr(p, method) if on else _noop)
         for method in self._timers:
             setattr(self, method, getattr(p, method) if on else _noop_timer)
-        self.labels = p.labels if on else _noop_labels
+        if not on:
+            self.labels = _noop_labels
+        else:
+            # Without labelnames, prometheus_client's own labels() says why it cannot.
+            limited = self._limited_labels
+            self.labels = limited if limited is not None else p.labels
         # Only enabled metrics are in the tree's registry, so a filtered-out
         # metric is not exposed either (the factory keeps a second registry
         # for name clashes, whatever the level).
@@ -118,6 +172,75 @@ class Metric:
             except (KeyError, ValueError):  # the user put a clashing collector there
                 return
             self._registered = on
+
+    def _make_labels(self) -> Callable[..., Any]:
+        """``labels(...)`` with the cardinality limit.
+
+        The label sets already made are prometheus_client's own dict of
+        children, keyed by the tuple of str values: a known label set given
+        as str values costs one dict lookup, which is cheaper than
+        prometheus_client's ``labels`` itself (it converts every value with
+        a generator and takes a lock).  The dict is read at each call, not
+        kept, because ``prometheus.clear()`` replaces it.  (A value equal to
+        a str, such as a str subclass, finds that str's series.)  Anything else
+        (new label set, keyword or non-str values, a wrong count) takes
+        :meth:`_labels_slow`.
+        """
+        p = self.prometheus
+        slow = self._labels_slow
+
+        def labels(*values: object, **kw: object) -> Any:
+            try:  # zero-cost when nothing is raised (3.11)
+                child = p._metrics.get(values)
+            except TypeError:  # an unhashable value: prometheus_client takes its str()
+                child = None
+            if child is not None and not kw:
+                return child
+            return slow(values, kw)
+
+        return labels
+
+    def _labels_slow(self, values: tuple[object, ...], kw: dict[str, object]) -> Any:
+        p = self.prometheus
+        with self._limit_lock:  # one check-then-create at a time: the limit is exact
+            if len(p._metrics) < self.cardinality_limit:
+                return p.labels(*values, **kw)  # validates (its own errors) and creates
+            key = self._label_key(values, kw)
+            if key is None:  # invalid: prometheus_client raises its own error
+                return p.labels(*values, **kw)
+            child = p._metrics.get(key)
+            if child is not None:
+                return child
+            self.overflows += 1
+            first = self.overflows == 1
+            overflow = (OVERFLOW_LABEL_VALUE,) * len(self.labelnames)
+            child = p._metrics.get(overflow) or p.labels(*overflow)
+        if first:
+            log.warning(
+                "alamos: metric %s reached its cardinality limit of %d label sets; "
+                "new label sets go to the overflow series (every label %r) from now on: "
+                "drop the unbounded label or raise cardinality_limit",
+                self.full_name,
+                self.cardinality_limit,
+                OVERFLOW_LABEL_VALUE,
+            )
+        hook = self._on_overflow
+        if hook is not None:
+            hook(self)
+        return child
+
+    def _label_key(
+        self, values: tuple[object, ...], kw: dict[str, object]
+    ) -> tuple[str, ...] | None:
+        """prometheus_client's key for these label values, or None if it would reject them."""
+        names = self.labelnames
+        if kw:
+            if values or sorted(kw) != sorted(names):
+                return None
+            return tuple(str(kw[n]) for n in names)
+        if len(values) != len(names):
+            return None
+        return tuple(map(str, values))
 
     def samples(self) -> list[Sample]:
         """Current values, one dict per label set:
