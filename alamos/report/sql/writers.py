@@ -6,7 +6,7 @@ straight to the driver's connection: SQLAlchemy's per-row work is skipped.
 SQL is built from table and column names only, never from values.
 
 * **SQLite** (:func:`sqlite_insert`): multi-row
-  ``INSERT ... ON CONFLICT (<primary key>) DO NOTHING``.
+  ``INSERT OR ROLLBACK ... ON CONFLICT (<primary key>) DO NOTHING``.
 * **PostgreSQL** (:func:`pg_copy`, then :func:`pg_merge`): ``COPY`` straight
   into the table; if a key is already there (a replay), the exporter rolls
   the transaction back and writes the batch again with :func:`pg_merge`.
@@ -74,12 +74,18 @@ def _sqlite_insert_sql(table: str, nrows: int) -> str:
 
     Not ``INSERT OR IGNORE``: that also skips, silently, a row that breaks
     any other constraint (NOT NULL, CHECK, UNIQUE...), which must fail the
-    batch instead.  The upsert clause needs SQLite 3.24.
+    batch instead.  The upsert clause (SQLite 3.24) skips the duplicate key
+    only; ``OR ROLLBACK`` makes any other violation roll the whole
+    transaction back, which the exporter does after any failure anyway.
+    Without it (``OR ABORT``, the default), a multi-row statement that may
+    abort half-way keeps a statement journal to undo its own rows: measured
+    on 512-row batches of spans, 29% more CPU per row than ``OR IGNORE``
+    (97k against 137k rows/s); ``OR ROLLBACK`` costs what ``OR IGNORE`` did.
     """
     cols = COLUMNS[table]
     one = f"({', '.join('?' for _ in cols)})"
     return (
-        f'INSERT INTO "{table}" ({_quoted(cols)}) VALUES {", ".join([one] * nrows)} '
+        f'INSERT OR ROLLBACK INTO "{table}" ({_quoted(cols)}) VALUES {", ".join([one] * nrows)} '
         f"ON CONFLICT ({_KEYS[table]}) DO NOTHING"
     )
 
