@@ -58,6 +58,7 @@ from alamos.experiment.filter import Filter
 from alamos.experiment.lifecycle import new
 from alamos.experiment.noop import NOOP
 from alamos.experiment.session import DebugSession
+from alamos.report.pipeline.stats import CloseResult
 from alamos.trace import sampling
 from alamos.trace.propagation import extract, inject
 from alamos.trace.span import NoopSpan, Span, current_span
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NOOP",
     "AlamosError",
+    "CloseResult",
     "DebugSession",
     "EventRecord",
     "Experiment",

@@ -24,7 +24,7 @@ from alamos.experiment.root import OpenSpans, RootState
 from alamos.experiment.session import DebugSession
 from alamos.log.logger import Logger
 from alamos.metrics.factory import Metrics, NoopMetrics
-from alamos.report.pipeline.stats import PipelineStats, pipeline_stats
+from alamos.report.pipeline.stats import CloseResult, PipelineStats, pipeline_stats
 from alamos.report.providers import Provider, call_provider
 from alamos.trace.tracer import Tracer
 
@@ -232,7 +232,10 @@ class Experiment:
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Return once everything recorded before the call is durable (in the
-        database or the spool).  ``False`` if ``timeout`` ran out first."""
+        database or the spool).  ``False`` if ``timeout`` ran out first, or if
+        records were dropped since the last flush (:meth:`stats` says which).
+        Always returns within ``timeout``: what a stalled exporter has not
+        taken by half of it is spooled instead."""
         collector = self._root_state.collector
         if collector is None:
             return True
@@ -244,10 +247,17 @@ class Experiment:
         :class:`alamos.report.pipeline.stats.PipelineStats`).  Readable after close."""
         return pipeline_stats(self._root_state.collector)
 
-    def close(self, timeout: float | None = 10.0) -> None:
-        """Flush, stop the background worker and close the exporters.  Closing
-        twice is harmless.  Closing any experiment closes its whole tree."""
-        self._root_state.close(timeout)
+    def close(self, timeout: float | None = 10.0) -> CloseResult:
+        """Flush, stop the background worker and close the exporters (trying a
+        failing exporter once more, and replaying the spool if it works).
+        Closing twice is harmless.  Closing any experiment closes its whole
+        tree.
+
+        Returns within ``timeout`` (``None``: no limit).  What is still in
+        memory when it runs out is dropped and counted, never lost silently:
+        the :class:`~alamos.report.pipeline.stats.CloseResult` says how many
+        records are durable (stored or spooled), dropped or still pending."""
+        return self._root_state.close(timeout)
 
     def __enter__(self) -> Experiment:
         return self

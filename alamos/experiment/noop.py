@@ -24,6 +24,7 @@ from alamos.experiment.keys import validate_key
 from alamos.experiment.root import RootState
 from alamos.experiment.session import DebugSession
 from alamos.metrics.factory import NoopMetrics
+from alamos.report.pipeline.stats import CloseResult
 from alamos.trace.sampling import NEVER
 
 __all__ = ["NOOP"]
@@ -77,8 +78,8 @@ class _NoopExperiment(Experiment):
     def flush(self, timeout: float | None = 10.0) -> bool:
         return True
 
-    def close(self, timeout: float | None = 10.0) -> None:
-        return None
+    def close(self, timeout: float | None = 10.0) -> CloseResult:
+        return CloseResult()
 
     def __repr__(self) -> str:
         return "<alamos.NOOP>"

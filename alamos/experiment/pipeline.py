@@ -28,6 +28,7 @@ from alamos.experiment.root import RootState
 from alamos.experiment.snapshots import metric_records, report_records
 from alamos.report.pipeline.collector import Collector, Poller
 from alamos.report.pipeline.delivery import Delivery
+from alamos.report.pipeline.stats import drop_label
 
 if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment
@@ -35,10 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["attach_root", "build_pipeline", "exporters_of"]
 
 log = logging.getLogger("alamos.report")
-
-#: The drop reasons the collector reports; a delivery's free-text reasons are
-#: logged but counted as one label value (a label must have few values).
-_COLLECTOR_REASONS = ("queue_full", "closed")
 
 
 def exporters_of(config: Config) -> list[Exporter]:
@@ -92,17 +89,21 @@ def attach_root(config: Config, state: RootState, root: Experiment) -> None:
         Poller("metrics", config.metrics_interval, lambda: metric_records(root), at_flush=True)
     )
     collector.add_poller(Poller("reports", config.report_interval, lambda: report_records(root)))
-    # Only a queue or a spool can drop records.
+    # Only the queue, close running out of time, a failing spool or the database
+    # refusing records can drop them.
     state.drop_counter = root.metrics.counter(
         "alamos_dropped_records",
-        "Records alamos could not keep (queue full, or database and spool both failed)",
+        "Records alamos could not keep, by reason: queue_full, closed (recorded after close), "
+        "close_timeout, exporter_and_spool_failed, rejected (refused by the database)",
         labelnames=["reason"],
     )
 
 
 def _on_drop(state: RootState) -> Callable[[int, str], None]:
+    # The label is one of the few fixed DROP_REASONS (a label must have few
+    # values); the free-text detail after it is only logged.
     def on_drop(count: int, reason: str) -> None:
-        label = reason if reason in _COLLECTOR_REASONS else "exporter_and_spool_failed"
+        label = drop_label(reason)
         log.warning(
             "alamos dropped %d records (%s): see the README's 'What can be lost'", count, reason
         )

@@ -14,8 +14,11 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import threading
+import time
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +33,7 @@ from alamos.core.records import Record
 from alamos.experiment.filter import Filter
 from alamos.experiment.session import DebugSession
 from alamos.report.pipeline.collector import Collector
+from alamos.report.pipeline.stats import CloseResult
 from alamos.trace.sampling import Sampler
 from alamos.trace.span import Span
 
@@ -39,6 +43,17 @@ if TYPE_CHECKING:
 __all__ = ["OpenSpans", "RootState", "default_node"]
 
 log = logging.getLogger("alamos")
+
+#: How long the exit hooks (atexit, and multiprocessing's finalizers in a
+#: child) give close().
+EXIT_TIMEOUT = 5.0
+#: multiprocessing runs finalizers of higher priority first; its own
+#: (a Pool's: 15, a Queue's feeder thread: -5 and None) bracket ours, so the
+#: tree is closed before a Queue's feeder thread is joined.
+MP_EXIT_PRIORITY = 10
+#: The share of close's timeout given to the last snapshots (a report
+#: provider is user code: it must not take all of it).
+_SNAPSHOT_SHARE = 0.25
 
 
 def default_node() -> str:
@@ -110,6 +125,10 @@ class RootState:
         self.final_snapshot: Callable[[], list[Record]] = list
         #: ``alamos_dropped_records`` (a Counter), with background exporters.
         self.drop_counter: Any = None
+        #: Set once close() has begun; ``close_result`` once it has returned.
+        self.closing: threading.Event | None = None
+        self.close_result: CloseResult | None = None
+        self._node_given = True
 
     # -- filtering ------------------------------------------------------------
 
@@ -160,48 +179,92 @@ class RootState:
 
     def track_process(self, node_given: bool) -> None:
         """Register the fork and exit hooks of this tree (once, at creation)."""
+        self._node_given = node_given
         process.track(
             self,
-            process.Hooks(
-                after_fork_in_child=None if node_given else RootState._after_fork,
-                at_exit=RootState._at_exit,
-            ),
+            process.Hooks(after_fork_in_child=RootState._after_fork, at_exit=RootState._at_exit),
         )
+        mp = sys.modules.get("multiprocessing")
+        if mp is not None and mp.parent_process() is not None:
+            self._add_mp_finalizer()  # made inside a multiprocessing child
 
     def _after_fork(self) -> None:
-        self.node = default_node()
-        if self.collector is not None:
-            self.collector.node = self.node
+        if not self._node_given:
+            self.node = default_node()
+            if self.collector is not None:
+                self.collector.node = self.node
+        # A multiprocessing child ends with os._exit: atexit never runs there,
+        # so the tree would never be flushed.  multiprocessing runs its own
+        # finalizers instead, but it clears them right after the fork and then
+        # calls the after-fork callbacks registered with it: register there.
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None:
+            mp_util.register_after_fork(self, RootState._add_mp_finalizer)
+
+    def _add_mp_finalizer(self) -> None:
+        """Close this tree when a multiprocessing child process exits."""
+        mp_util = sys.modules.get("multiprocessing.util")
+        if mp_util is not None and not self.closed:
+            mp_util.Finalize(
+                self, _close_at_exit, args=(weakref.ref(self),), exitpriority=MP_EXIT_PRIORITY
+            )
 
     def _at_exit(self) -> None:
-        with contextlib.suppress(Exception):  # interpreter shutdown: best effort
-            self.close(timeout=5.0)
+        _close_at_exit(weakref.ref(self))
 
     # -- close ----------------------------------------------------------------------
 
-    def close(self, timeout: float | None) -> None:
+    def close(self, timeout: float | None) -> CloseResult:
         """Close the tree: take the last metric and report snapshots, report
         unended spans (debug mode), flush, stop the worker and close the
-        exporters.  Idempotent."""
+        exporters.  Idempotent (a second call returns the first one's result,
+        waiting for it within its own ``timeout``).  Returns within
+        ``timeout``: snapshots run on the collector's worker, and every wait
+        is bounded (see :meth:`alamos.report.pipeline.collector.Collector.close`)."""
+        start = time.monotonic()
+        deadline = None if timeout is None else start + timeout
         with self.lock:
-            if self.closed:
-                return
-            final = self.final_snapshot()
-            unended = self.open_spans.snapshot()
-            self.closed = True
-            self.refresh()  # everything is a no-op from now on
+            closing = self.closing
+            if closing is None:
+                self.closing = threading.Event()
+        if closing is not None:  # closed, or closing in another thread
+            closing.wait(timeout)
+            return self.close_result or self._result_so_far()
+        try:
+            return self._close(start, deadline)
+        finally:
+            assert self.closing is not None
+            self.closing.set()
+
+    def _close(self, start: float, deadline: float | None) -> CloseResult:
+        collector = self.collector
+        if collector is not None:
+            # The last snapshots, taken on the worker while the tree is still
+            # open (closed metrics take no samples); bounded by a share of the
+            # timeout.
+            share = None if deadline is None else (deadline - start) * _SNAPSHOT_SHARE
+            collector.poll_once(self._final_records, share)
+            with self.lock:
+                unended = self.open_spans.snapshot()
+                self.closed = True
+                self.refresh()  # everything is a no-op from now on
+            final: list[Record] = []
+        else:
+            with self.lock:
+                final = self.final_snapshot()
+                unended = self.open_spans.snapshot()
+                self.closed = True
+                self.refresh()  # everything is a no-op from now on
         for closer in self.closers:
             try:
                 closer()
             except Exception:
                 log.exception("alamos: a close hook failed")
         self.closers.clear()
-        for record in final:
-            for sink in self.sync_sinks:
-                if record.export_level >= sink.min_level:
-                    sink.export((record,))
-        if self.collector is not None:
-            self.collector.close(timeout, final)
+        self._to_sync_sinks(final)
+        result = CloseResult()
+        if collector is not None:
+            result = collector.close(None if deadline is None else deadline - time.monotonic())
         for exporter in self.sync_sinks:
             try:
                 exporter.close()
@@ -209,8 +272,30 @@ class RootState:
                 log.exception("alamos: closing exporter %r failed", exporter)
         process.untrack(self)
         self.final_snapshot = list
+        self.close_result = result
         if self.debug and unended:
             self._report_unended(unended)
+        return result
+
+    def _final_records(self) -> list[Record]:
+        """The last snapshots (run on the collector's worker): they also go
+        to the synchronous exporters."""
+        records = self.final_snapshot()
+        self._to_sync_sinks(records)
+        return records
+
+    def _to_sync_sinks(self, records: list[Record]) -> None:
+        for record in records:
+            for sink in self.sync_sinks:
+                if record.export_level >= sink.min_level:
+                    sink.export((record,))
+
+    def _result_so_far(self) -> CloseResult:
+        """For a close that waited for another one still running."""
+        collector = self.collector
+        if collector is None:
+            return CloseResult()
+        return CloseResult(pending=collector.queued, timed_out=True)
 
     def _report_unended(self, unended: list[Span]) -> None:
         lines = [f"  {s.path}:{s.name} started at {s.location}" for s in unended]
@@ -225,3 +310,12 @@ class RootState:
 
 def _discard(item: object) -> None:
     return None
+
+
+def _close_at_exit(ref: weakref.ReferenceType[RootState]) -> None:
+    """The exit hooks: close the tree if it is still alive (interpreter
+    shutdown, or a multiprocessing child ending: best effort, bounded)."""
+    state = ref()
+    if state is not None:
+        with contextlib.suppress(Exception):
+            state.close(timeout=EXIT_TIMEOUT)

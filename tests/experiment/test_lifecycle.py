@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextvars
+import multiprocessing
 import os
 import signal
 import socket
+import sqlite3
 import sys
 import time
 import traceback
@@ -315,3 +317,78 @@ def test_unended_spans_are_not_tracked_without_debug(recwarn: pytest.WarningsRec
     _leak(root, "a")
     root.close()
     assert not [w for w in recwarn if issubclass(w.category, ResourceWarning)]
+
+
+# -- multiprocessing children (issue 10, #7) ---------------------------------------------
+
+
+def _spans_in(db: Path, name: str) -> int:
+    conn = sqlite3.connect(str(db), timeout=120)
+    try:
+        sql = "SELECT count(*) FROM alamos_spans WHERE name = ?"
+        return int(conn.execute(sql, (name,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def _record_in_child(root: Experiment, n: int) -> None:
+    """A multiprocessing target: record spans into the inherited tree and
+    return without flush or close (multiprocessing then ends with os._exit)."""
+    worker = root.sub("worker")
+    for i in range(n):
+        with worker.trace.prod("in-child", attributes={"i": i}):
+            pass
+
+
+def _new_root_in_child(url: str, spool: str, n: int) -> None:
+    """A multiprocessing target that makes its own tree, and never closes it."""
+    root = alamos.new("child", db=url, spool_dir=spool, console=False)
+    for _ in range(n):
+        with root.trace.prod("own-tree"):
+            pass
+
+
+@fork_only
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork with threads alive
+def test_a_multiprocessing_child_stores_what_it_recorded_without_closing(tmp_path: Path) -> None:
+    # Before: the child's records were lost: multiprocessing ends a child
+    # with os._exit, so the atexit hook that closes the tree never ran.
+    db = tmp_path / "alamos.db"
+    root = alamos.new("server", db=f"sqlite:///{db}", spool_dir=tmp_path / "spool", console=False)
+    with root.trace.prod("in-parent"):
+        pass
+    assert root.flush()
+    child = multiprocessing.get_context("fork").Process(target=_record_in_child, args=(root, 300))
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    # Stored by the child itself, as it ended (multiprocessing's finalizer closed its tree).
+    assert _spans_in(db, "in-child") == 300
+    root.close()
+    assert _spans_in(db, "in-parent") == 1
+
+
+@fork_only
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_tree_made_in_a_multiprocessing_child_is_closed_when_it_ends(tmp_path: Path) -> None:
+    db = tmp_path / "alamos.db"
+    url, spool = f"sqlite:///{db}", str(tmp_path / "spool")
+    child = multiprocessing.get_context("fork").Process(
+        target=_new_root_in_child, args=(url, spool, 200)
+    )
+    child.start()
+    child.join(120)
+    assert child.exitcode == 0
+    assert _spans_in(db, "own-tree") == 200
+
+
+def test_close_returns_a_close_result(tmp_path: Path) -> None:
+    exporter = ListExporter()
+    root = alamos.new("server", exporters=[exporter], spool_dir=tmp_path, console=False)
+    with root.trace.prod("one"):
+        pass
+    result = root.close()
+    assert isinstance(result, alamos.CloseResult)
+    assert result.complete and result.durable == len(exporter.records)
+    assert root.close() is result
+    assert Recorder().new("x").close() == alamos.CloseResult()  # no background exporter

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, get_args
+from typing import Any, NamedTuple, get_args
 
 import attrs
 
@@ -44,7 +44,15 @@ from alamos.core.codegen import compile_function
 from alamos.core.level import Level
 from alamos.core.records import EventRecord, Record
 
-__all__ = ["decode", "dumps_batch", "encode", "loads_batch"]
+__all__ = [
+    "DeadLetter",
+    "decode",
+    "dumps_batch",
+    "dumps_dead_letter",
+    "encode",
+    "loads_batch",
+    "loads_dead_letter",
+]
 
 _LEVELS: Mapping[str, Level] = Level.__members__
 _TUPLE = "__tuple__"
@@ -210,3 +218,33 @@ def loads_batch(line: bytes | str) -> list[Record]:
     if type(data) is not list:
         raise ValueError("malformed batch: not a JSON array")
     return [decode(d) for d in data]
+
+
+class DeadLetter(NamedTuple):
+    """One line of a dead-letter file: a record the database refused for good."""
+
+    record: Record
+    reason: str
+    """The database's message (what :class:`alamos.RecordsRejected` said)."""
+    exporter: str
+    ts_ns: int
+    """When it was refused (nanoseconds since the epoch)."""
+
+
+def dumps_dead_letter(record: Record, reason: str, exporter: str, ts_ns: int) -> bytes:
+    """One dead-letter line: ``{"ts_ns", "exporter", "reason", "record"}``, the
+    record encoded as in the spool (so a tool, or a later alamos, can decode
+    it and store it once the cause is fixed)."""
+    line = {"ts_ns": ts_ns, "exporter": exporter, "reason": reason, "record": encode(record)}
+    return (_dumps(line) + "\n").encode("ascii")
+
+
+def loads_dead_letter(line: bytes | str) -> DeadLetter:
+    """What ``dumps_dead_letter`` wrote.  Raises ValueError if malformed."""
+    try:
+        data = json.loads(line)
+        return DeadLetter(
+            decode(data["record"]), str(data["reason"]), str(data["exporter"]), int(data["ts_ns"])
+        )
+    except (UnicodeDecodeError, RecursionError, KeyError, TypeError) as exc:
+        raise ValueError(f"malformed dead letter: {exc!r}") from exc

@@ -11,14 +11,26 @@ retries, spools and replays.
 
 Metric and report snapshots reach it through :class:`Poller` objects that
 the tree registers: each is run every ``interval`` seconds, and the ones
-marked ``at_flush`` (metrics) also as a step of every :meth:`Collector.flush`.
-The collector never walks the tree.
+marked ``at_flush`` (metrics) also as a step of every :meth:`Collector.flush`;
+the last snapshots at close through :meth:`Collector.poll_once`.  Pollers run
+on the worker, never on a caller's thread, so a slow one (a report provider
+is user code) cannot make ``flush`` or ``close`` outlast its timeout.  Every
+list of records, a snapshot included, is handed on in batches of at most
+``batch_size``.  The collector never walks the tree.
 
 The hand-off is bounded by ``max_queue`` items.  When it is full (the
 producers outrun the worker), new items are dropped and counted, never
 blocking the caller; the worker reports the count through ``on_drop``.
 While an exporter is slow or down, the worker keeps draining into the
-spool, so the queue only fills if the producers outrun the local disk.
+spool, so the queue fills when the producers outrun the worker itself
+(building records and spooling them costs it CPU, about 70,000 records a
+second) or the local disk.
+
+:meth:`Collector.close` returns within its timeout: the worker gets half of
+it to empty the queue, the deliveries the rest (to store or spool what they
+hold); what is still in memory at the deadline is dropped, counted
+(``close_timeout``) and reported in a warning and in the
+:class:`~alamos.report.pipeline.stats.CloseResult`, never lost silently.
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from alamos.core import process
 from alamos.core.handoff import Handoff
 from alamos.core.records import Record
 from alamos.report.pipeline.delivery import Delivery
+from alamos.report.pipeline.stats import CloseResult, pipeline_stats
 
 __all__ = ["Collector", "Poller"]
 
@@ -85,12 +98,21 @@ class Collector:
 
     def _reset(self) -> None:
         self._cond = threading.Condition()
+        #: Held by whoever takes items out of the hand-off (the worker, or
+        #: close once the worker ran out of time), so that they never race.
+        self._take_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._closing = False
+        self._abandoned = False  # close ran out of time: the worker takes no more
         self._dropped_seen = 0
         self._flush_req = 0
         self._flush_done = 0
+        self._once: list[Callable[[], Iterable[Record]]] = []
+        self._once_req = 0
+        self._once_done = 0
+        self._in_hand = 0  # records the worker took and has not handed on yet
+        self.dropped_at_close = 0
         self.processed = 0
 
     def _after_fork(self) -> None:
@@ -125,26 +147,41 @@ class Collector:
             with self._cond:
                 req = self._flush_req
                 stopping = self._stopping
-                pollers = list(self._pollers)
+                # close() takes the last snapshots itself (poll_once): poll no more.
+                pollers = [] if self._closing else list(self._pollers)
+                once, self._once = self._once, []
+                once_req = self._once_req
             try:
                 self._drain()
+                for poll in once:
+                    self._poll("final snapshot", poll)
                 now = monotonic()
                 flushing = req > self._flush_done
                 for p in pollers:
-                    if self._closing:  # close() brings the last snapshots itself
-                        break
                     if now >= due.setdefault(id(p), now + p.interval) or (p.at_flush and flushing):
                         due[id(p)] = now + p.interval
-                        self._submit(list(p.poll()))
+                        self._poll(p.name, p.poll)
                 self._drain()
                 self._report_drops()
             except Exception as exc:  # the worker must survive anything
                 log.error("alamos: collector error (records kept flowing): %s", exc, exc_info=exc)
             with self._cond:
                 self._flush_done = max(self._flush_done, req)
+                self._once_done = max(self._once_done, once_req)
                 self._cond.notify_all()
+            if self._abandoned:
+                self._discard_abandoned()
+                return
             if stopping and not len(self.handoff):
                 return
+
+    def _poll(self, name: str, poll: Callable[[], Iterable[Record]]) -> None:
+        try:
+            records = list(poll())
+        except Exception as exc:  # a snapshot failing must not stop the others
+            log.error("alamos: %s poller failed: %s", name, exc, exc_info=exc)
+            return
+        self._submit(records)
 
     def _drain(self) -> None:
         """Export what is queued now, in batches of ``batch_size``.
@@ -155,34 +192,51 @@ class Collector:
         small batch costs a commit of its own, as much as a full one.
         """
         handoff = self.handoff
-        service, node = self.service, self.node
         size = self.batch_size
         left = len(handoff)
         while left > 0:
-            items = handoff.take(size)
+            with self._take_lock:  # once per batch: nothing next to building it
+                if self._abandoned:
+                    return
+                items = handoff.take(size)
+                self._in_hand = len(items)
+            if not items:
+                return
             left -= len(items)
-            self._submit([item.to_record(service, node) for item in items])
+            try:
+                service, node = self.service, self.node
+                self._submit([item.to_record(service, node) for item in items])
+            finally:
+                self._in_hand = 0
             # Let a delivery thread back in at once: it releases the GIL
             # around each SQLite call and would otherwise wait for it up to
             # the interpreter's switch interval (5 ms) while this loop runs.
             sleep(0)
 
     def _submit(self, records: list[Record]) -> None:
+        """Hand ``records`` to each delivery (its share by level), in batches
+        of at most ``batch_size``: a snapshot of many label sets must not
+        become one huge export or one huge spool line."""
         if not records:
             return
         self.processed += len(records)
-        for delivery in self.deliveries:
-            floor = delivery.exporter.min_level
-            share = [r for r in records if r.export_level >= floor]
-            if share:
-                delivery.submit(share)
+        size = self.batch_size
+        for start in range(0, len(records), size):
+            chunk = records[start : start + size] if len(records) > size else records
+            for delivery in self.deliveries:
+                floor = delivery.exporter.min_level
+                share = [r for r in chunk if r.export_level >= floor]
+                if share:
+                    delivery.submit(share)
 
     def _report_drops(self) -> None:
-        dropped = self.handoff.dropped
-        new = dropped - self._dropped_seen
+        with self._cond:
+            dropped = self.handoff.dropped
+            new = dropped - self._dropped_seen
+            if new > 0:
+                self._dropped_seen = dropped
         if new > 0:
-            self._dropped_seen = dropped
-            reason = "closed" if self._stopping else "queue_full"
+            reason = "closed" if self._closing else "queue_full"
             if self._on_drop is not None:
                 self._on_drop(new, reason)
 
@@ -200,7 +254,8 @@ class Collector:
         """Return once everything put before the call, and a fresh snapshot of
         the ``at_flush`` pollers, is exported or spooled.  The steps: the
         worker drains the hand-off, polls the ``at_flush`` pollers, drains
-        again; then each delivery flushes.  False if ``timeout`` ran out."""
+        again; then each delivery flushes.  False if ``timeout`` ran out
+        (every wait is bounded by it)."""
         deadline = None if timeout is None else monotonic() + timeout
         with self._cond:
             if self._stopping and self._thread is None:
@@ -209,39 +264,113 @@ class Collector:
             req = self._flush_req
         self._start()
         self.handoff.wake()
-        with self._cond:
-            while self._flush_done < req:
-                left = None if deadline is None else deadline - monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._cond.wait(left)
+        if not self._wait(lambda: self._flush_done >= req, deadline):
+            return False
         ok = True
         for delivery in self.deliveries:
             left = None if deadline is None else max(0.0, deadline - monotonic())
             ok = delivery.flush(left) and ok
         return ok
 
-    def close(self, timeout: float | None = 10.0, final: Sequence[Record] = ()) -> bool:
-        """Submit ``final`` records (the last snapshots), flush, stop the
-        worker and close the deliveries."""
+    def _wait(self, predicate: Callable[[], bool], deadline: float | None) -> bool:
+        with self._cond:
+            while not predicate():
+                left = None if deadline is None else deadline - monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def poll_once(self, poll: Callable[[], Iterable[Record]], timeout: float | None) -> bool:
+        """Have the worker run ``poll`` once and hand on what it returns (the
+        last snapshots, at close: a report provider is user code, and runs on
+        the worker, not on the thread that closes).  True once done; False if
+        ``timeout`` ran out first (it still runs, when the worker gets to it)."""
         deadline = None if timeout is None else monotonic() + timeout
+        with self._cond:
+            if self._stopping:
+                return False
+            self._once.append(poll)
+            self._once_req += 1
+            ticket = self._once_req
+        self._start()
+        self.handoff.wake()
+        return self._wait(lambda: self._once_done >= ticket, deadline)
+
+    def close(self, timeout: float | None = 10.0) -> CloseResult:
+        """Stop taking items, let the worker empty the queue (for half of
+        ``timeout``), then close the deliveries (all at once, within what is
+        left: see :meth:`Delivery.begin_close`).  Returns within ``timeout``;
+        what is still in the queue when the worker's half runs out is dropped
+        and counted (``close_timeout``), with a warning."""
+        start = monotonic()
+        deadline = None if timeout is None else start + timeout
+        drain_until = None if timeout is None else start + timeout / 2
         self.handoff.close()  # items arriving from now on are dropped (counted)
-        self._closing = True  # ``final`` holds the last snapshots: poll no more
-        for record in final:
-            self.handoff.force(record)
-        ok = self.flush(timeout)
+        self._closing = True
+        if len(self.handoff):
+            self._start()
         with self._cond:
             self._stopping = True
             self._pollers.clear()
+            thread = self._thread
+            self._cond.notify_all()
         self.handoff.wake()
-        thread = self._thread
+        timed_out = False
         if thread is not None and thread is not threading.current_thread():
-            left = None if deadline is None else max(0.1, deadline - monotonic())
+            left = None if drain_until is None else max(0.0, drain_until - monotonic())
             thread.join(left)
+            if thread.is_alive():
+                timed_out = True
+                self._abandon(deadline)
         self._thread = None
         self._report_drops()
         for delivery in self.deliveries:
-            left = None if deadline is None else max(0.1, deadline - monotonic())
-            delivery.close(left)
+            delivery.begin_close(deadline)
+        for delivery in self.deliveries:
+            delivery.finish_close()
+            timed_out = timed_out or delivery.close_timed_out
         process.untrack(self)
-        return ok
+        stats = pipeline_stats(self)
+        durable = sum(s.exported + s.spooled for s in stats.exporters.values())
+        return CloseResult(
+            durable=durable,
+            dropped=stats.dropped,
+            pending=self._in_hand
+            + len(self.handoff)
+            + sum(d.close_pending for d in self.deliveries),
+            spool_pending_bytes=stats.spool_pending_bytes,
+            timed_out=timed_out,
+        )
+
+    def _abandon(self, deadline: float | None) -> None:
+        """The worker did not empty the queue in time: it takes no more, and
+        what is left is dropped and counted.  If the worker is building a
+        batch right now (it holds the take lock), it does this itself
+        after that batch, and close reports what it could not wait for as
+        ``pending``."""
+        left = None if deadline is None else max(0.0, deadline - monotonic())
+        if not self._take_lock.acquire(timeout=-1 if left is None else left):
+            self._abandoned = True
+            return
+        try:
+            self._abandoned = True
+        finally:
+            self._take_lock.release()
+        self._discard_abandoned()
+
+    def _discard_abandoned(self) -> None:
+        with self._take_lock:
+            items = self.handoff.take(len(self.handoff))
+        if not items:
+            return
+        count = len(items)
+        with self._cond:
+            self.dropped_at_close += count
+        log.warning(
+            "alamos: close() ran out of time with %d records still queued: dropped "
+            "(see the README's 'What can be lost')",
+            count,
+        )
+        if self._on_drop is not None:
+            self._on_drop(count, "close_timeout")

@@ -7,10 +7,26 @@ hand-off is full, or while the exporter is failing, batches go to an on-disk
 :class:`~alamos.report.pipeline.spool.Spool` instead, and are replayed through the
 exporter once it works again (and at start, for what earlier runs left).
 
-Records are dropped only when both the exporter and the spool fail; then
-``on_drop(count, reason)`` is called and a warning logged.  Export order is
-not preserved (spooled batches come later) and a batch may be exported more
-than once (export is idempotent by record id).
+Two kinds of failure.  Any exception from ``export`` is taken as transient
+(the database is down, a lock timed out): retry, spool, replay.  But
+:class:`alamos.RecordsRejected` says the database refused the batch's
+*contents* and would refuse them again: then the batch is split in halves,
+again and again (bisection: about ``2 log2(n)`` calls per bad record), to
+find the records at fault; everything else is stored, and the refused
+records go to a dead-letter file next to the spool, counted as dropped
+(``"rejected"``).  A refused batch replayed from the spool goes the same
+way, so one bad record can never block an exporter, nor its spool.
+
+Records are dropped only when both the exporter and the spool fail, when the
+database rejects them, or when ``close(timeout)`` runs out before they could
+be spooled; then ``on_drop(count, reason)`` is called and a warning logged.
+Export order is not preserved (spooled batches come later) and a batch may be
+exported more than once (export is idempotent by record id).
+
+Every wait of the calling thread (:meth:`Delivery.flush`,
+:meth:`Delivery.close`) is bounded by its timeout: the exporter is only ever
+called from the delivery's own thread, and spooling from the caller's
+thread stops at the deadline.
 """
 
 from __future__ import annotations
@@ -27,32 +43,31 @@ from pathlib import Path
 import attrs
 
 from alamos.core import process
+from alamos.core.errors import RecordsRejected
 from alamos.core.exporter import Exporter
 from alamos.core.records import Record
-from alamos.report.pipeline.spool import ReplayStats, Spool
+from alamos.report.pipeline.spool import DeadLetters, PartlyConsumed, ReplayStats, Spool
+from alamos.report.pipeline.stats import DeliveryStats
 
 __all__ = ["Delivery", "DeliveryStats"]
 
 log = logging.getLogger("alamos.report")
 
 
-@attrs.define
-class DeliveryStats:
-    """Record counts: ``exported`` straight from the hand-off, ``spooled`` to
-    disk, ``replayed`` from the spool, ``dropped`` (neither exported nor
-    spooled, see ``on_drop``); ``torn_lines``: unreadable spool lines skipped;
-    ``failures``: failed ``export`` calls."""
-
-    exported: int = 0
-    spooled: int = 0
-    replayed: int = 0
-    dropped: int = 0
-    torn_lines: int = 0
-    failures: int = 0
-
-
 class _Stop(Exception):
     """Raised into a replay to stop it when the delivery closes."""
+
+
+class _Partial(Exception):
+    """A transient failure in the middle of isolating rejected records:
+    ``stored`` records were exported (and the refused ones dead-lettered)
+    before ``error``; ``left`` were not."""
+
+    def __init__(self, error: Exception, left: list[Record], stored: int) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.left = left
+        self.stored = stored
 
 
 class _Batch:
@@ -64,15 +79,27 @@ class _Batch:
         self.settled = False  # exported, spooled or dropped
 
 
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+def _past(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
 class Delivery:
     """Delivers batches to ``exporter`` from a thread, spooling to ``spool_dir``.
 
     ``spool_dir`` should be specific to the exporter: every batch in it is
-    replayed through this exporter.  ``None`` means no spool (batches that
-    cannot be handed off or exported are then kept in memory up to
-    ``max_pending_batches``, then dropped).  ``stall_timeout``: how long
-    :meth:`flush` lets the exporter make progress before it spools what the
-    exporter has not finished itself.
+    replayed through this exporter, and its dead-letter file is written
+    there.  ``None`` means no spool (batches that cannot be handed off or
+    exported are then kept in memory up to ``max_pending_batches``, then
+    dropped; rejected records are only logged and counted).
+    ``stall_timeout``: how long :meth:`flush` lets the exporter make progress
+    before it spools what the exporter has not finished itself.
+    ``on_drop(count, reason)``: ``reason`` is one of
+    :data:`~alamos.report.pipeline.stats.DROP_REASONS`, then ``": "`` and the
+    detail.
     """
 
     def __init__(
@@ -88,6 +115,7 @@ class Delivery:
     ) -> None:
         self.exporter = exporter
         self._spool = Spool(spool_dir) if spool_dir is not None else None
+        self._dead = DeadLetters(spool_dir) if spool_dir is not None else None
         self._max_pending = max(1, max_pending_batches)
         self._retry_initial = retry_initial
         self._retry_max = max(retry_max, retry_initial)
@@ -115,6 +143,16 @@ class Delivery:
         self._backoff, self._retry_at = self._retry_initial, 0.0
         self._drop_seqs: list[int] = []  # dropped since the last flush
         self._stats = DeliveryStats()
+        # close() in two steps (begin_close, finish_close): see there.
+        self._close_deadline: float | None = None
+        self._close_grace: float | None = None
+        self._close_target = 0
+        self._finished = False
+        #: Set by close: it ran out of time; and the records of the batch its
+        #: thread was still exporting then (stored later, or spooled if that
+        #: export fails: never dropped, but not known to be durable).
+        self.close_timed_out = False
+        self.close_pending = 0
 
     @property
     def stats(self) -> DeliveryStats:
@@ -125,6 +163,11 @@ class Delivery:
     def spool(self) -> Spool | None:
         return self._spool
 
+    @property
+    def dead_letters(self) -> DeadLetters | None:
+        """Where records the database refused for good are written."""
+        return self._dead
+
     # -- the collector's side -------------------------------------------------
 
     def start(self) -> None:
@@ -132,8 +175,8 @@ class Delivery:
         with self._cond:
             self._start_locked()
 
-    def _start_locked(self) -> None:
-        if self._thread is None and not self._closed:
+    def _start_locked(self, *, closing: bool = False) -> None:
+        if self._thread is None and (closing or not self._closed):
             self._thread = threading.Thread(
                 target=self._run, name=f"alamos-delivery-{self.exporter.name}", daemon=True
             )
@@ -156,7 +199,7 @@ class Delivery:
             if self._closed:
                 reason = "delivery closed"
         if self._spool_batch(batch):
-            if self._closed and self._spool is not None:
+            if self._finished and self._spool is not None:
                 self._spool.close()  # leave no file locked after close
             return
         with self._cond:  # no spool: keep it in memory while there is room
@@ -164,11 +207,14 @@ class Delivery:
                 self._queue.append(batch)
                 self._cond.notify_all()
                 return
-        self._drop(batch, f"{reason} and {self._spool_problem()}")
+        self._drop(batch, "exporter_and_spool_failed", f"{reason} and {self._spool_problem()}")
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every batch submitted before the call is exported or in
-        the spool.  False on timeout, or if one of them was dropped."""
+        the spool.  False on timeout, or if one of them was dropped.  Returns
+        within ``timeout``: what the exporter has not finished by half of it
+        (at most ``stall_timeout``) is spooled from this thread, until the
+        deadline."""
         now = time.monotonic()
         deadline = None if timeout is None else now + timeout
         grace = self._stall_timeout if timeout is None else min(self._stall_timeout, timeout / 2)
@@ -176,13 +222,14 @@ class Delivery:
             target = self._seq
             done = self._wait_settled(target, now + grace, deadline)
         if not done:
-            self._rescue(target)
+            self._rescue(target, deadline)
             with self._cond:
                 done = self._wait_settled(target, None, deadline)
         with self._cond:
             lost = any(self._flushed_upto < s <= target for s in self._drop_seqs)
-            self._drop_seqs = [s for s in self._drop_seqs if s > target]
-            self._flushed_upto = max(self._flushed_upto, target)
+            if done:  # else a batch may still be dropped: the next flush says so
+                self._drop_seqs = [s for s in self._drop_seqs if s > target]
+                self._flushed_upto = max(self._flushed_upto, target)
         return done and not lost
 
     def _wait_settled(self, target: int, until: float | None, deadline: float | None) -> bool:
@@ -198,58 +245,118 @@ class Delivery:
             self._cond.wait(left)
         return True
 
-    def _rescue(self, target: int) -> None:
-        """Spool, from the calling thread, what the exporter has not finished."""
+    def _rescue(self, target: int, deadline: float | None) -> None:
+        """Spool, from the calling thread, what the exporter has not finished
+        (until ``deadline``: what is left stays with the delivery thread)."""
         if self._spool is None:
             return
         current = self._inflight
         if current is not None and current.seq <= target:
-            self._spool_batch(current)  # the thread may still export it too: fine
-        self._spool_queued(target)
+            self._spool_batch(current, deadline)  # the thread may still export it too: fine
+        self._spool_queued(target, deadline)
 
-    def _spool_queued(self, upto: int | None = None) -> None:
-        """Move waiting batches to the spool, stopping at the first failure.
-        A batch leaves the hand-off only once spooled, so it stays bounded."""
+    def _spool_queued(self, upto: int | None = None, deadline: float | None = None) -> None:
+        """Move waiting batches to the spool, stopping at the first failure
+        (or at ``deadline``).  A batch leaves the hand-off only once spooled,
+        so it stays bounded."""
         with self._cond:
             queued = [b for b in self._queue if upto is None or b.seq <= upto]
         for b in queued:
-            if not self._spool_batch(b):
+            if _past(deadline) or not self._spool_batch(b, deadline):
                 return
             with self._cond, contextlib.suppress(ValueError):
                 self._queue.remove(b)
 
+    # -- close ------------------------------------------------------------------------
+
     def close(self, timeout: float | None = 10.0) -> bool:
-        """Flush, stop the thread, close the exporter and the spool.  Idempotent.
-        Returns what ``flush`` returned (False if something was not delivered)."""
+        """Flush, try the exporter once more and replay the spool if it works,
+        stop the thread, close the exporter and the spool.  Idempotent.
+        Returns within ``timeout``; False if something was dropped (see
+        :meth:`finish_close`)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if not self.begin_close(deadline):
+            return True
+        return self.finish_close()
+
+    def begin_close(self, deadline: float | None) -> bool:
+        """The first half of :meth:`close`, so that a collector can close all its
+        deliveries at once, each within the same ``deadline``: from now on,
+        submitted batches go straight to the spool, and the thread exports
+        what it holds, then (see :meth:`_finish`) tries the exporter once more,
+        replays the spool if it works and closes the exporter.  False if
+        closed already."""
         with self._cond:
             if self._closed:
-                return True
+                return False
             self._closed = True
-            thread = self._thread
-        deadline = None if timeout is None else time.monotonic() + timeout
-        ok = self.flush(timeout)
+            now = time.monotonic()
+            self._close_deadline = deadline
+            left = None if deadline is None else max(0.0, deadline - now)
+            self._close_grace = now + (
+                self._stall_timeout if left is None else min(self._stall_timeout, left / 2)
+            )
+            self._close_target = self._seq
+            self._start_locked(closing=True)  # a thread for the last steps, if none yet
+            self._cond.notify_all()
+        return True
+
+    def finish_close(self) -> bool:
+        """The second half of :meth:`close`: wait (until the grace point) for
+        the exporter, spool what it has not finished, let the thread take its
+        last steps until the deadline, then spool what is still in memory
+        (until the deadline; past it, it is dropped and counted as
+        ``close_timeout``).  True if nothing was dropped since the last
+        flush, and nothing is left pending (a batch the thread was still
+        exporting when the deadline passed: see ``close_pending``)."""
+        deadline = self._close_deadline
+        with self._cond:
+            target = self._close_target
+            done = self._wait_settled(target, self._close_grace, deadline)
+        if not done:
+            self._rescue(target, deadline)
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+            thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            thread.join(_left(deadline))
+        busy = thread is not None and thread.is_alive()
         with self._cond:
-            leftover = list(self._unsettled.values())
-        lost = [b for b in leftover if not self._spool_batch(b)]
-        for batch in lost:
-            self._drop(batch, f"closed before delivery and {self._spool_problem()}")
-        if thread is not None and thread.is_alive():
-            log.warning("alamos: exporter %r still busy at close; not closed", self.exporter.name)
-        else:
-            self._replay_before(deadline)
-            try:
-                self.exporter.close()
-            except Exception:
-                log.exception("alamos: closing exporter %r failed", self.exporter.name)
+            leftover = sorted(self._unsettled.values(), key=lambda b: b.seq)
+            # The batch the busy thread is exporting right now may yet be
+            # stored: neither durable nor dropped, but pending.
+            exporting = self._inflight if busy else None
+        for batch in leftover:
+            if batch is exporting:
+                continue
+            if _past(deadline):
+                self.close_timed_out = True
+                self._drop(batch, "close_timeout", "still in memory when close() ran out of time")
+            elif not self._spool_batch(batch, deadline):
+                self._drop(
+                    batch,
+                    "exporter_and_spool_failed",
+                    f"closed before delivery and {self._spool_problem()}",
+                )
+        if busy:
+            self.close_timed_out = True
+            log.warning(
+                "alamos: exporter %r still busy when close() ran out of time; "
+                "its thread closes it once its call returns",
+                self.exporter.name,
+            )
+        with self._cond:
+            if exporting is not None and not exporting.settled:
+                self.close_pending = len(exporting.records)
+            lost = any(s > self._flushed_upto for s in self._drop_seqs)
+            self._drop_seqs.clear()
+            self._flushed_upto = self._seq
+            self._finished = True
         if self._spool is not None:
             self._spool.close()
         process.untrack(self)
-        return ok and not lost
+        return not lost and not self.close_pending
 
     # -- settling ---------------------------------------------------------------
 
@@ -259,12 +366,17 @@ class Delivery:
             self._unsettled.pop(batch.seq, None)
             self._cond.notify_all()
 
-    def _spool_batch(self, batch: _Batch) -> bool:
-        """Spool ``batch`` unless already settled; False if the spool failed."""
+    def _spool_batch(self, batch: _Batch, deadline: float | None = None) -> bool:
+        """Spool ``batch`` unless already settled; False if the spool failed,
+        or if ``deadline`` passed while another thread was spooling."""
         spool = self._spool
         if spool is None:
             return batch.settled
-        with self._spool_lock:  # never spool one batch twice (flush vs thread)
+        left = _left(deadline)
+        # Never spool one batch twice (flush vs thread); bounded for callers.
+        if not self._spool_lock.acquire(timeout=-1 if left is None else left):
+            return batch.settled
+        try:
             if batch.settled:
                 return True
             try:
@@ -281,12 +393,14 @@ class Delivery:
                 self._spool_dirty = True
                 self._spool_failing = False
                 self._settle_locked(batch)
-        return True
+            return True
+        finally:
+            self._spool_lock.release()
 
     def _spool_problem(self) -> str:
         return "no spool" if self._spool is None else self._spool_error
 
-    def _drop(self, batch: _Batch, reason: str) -> None:
+    def _drop(self, batch: _Batch, label: str, detail: str) -> None:
         count = len(batch.records)
         with self._cond:
             if batch.settled:
@@ -295,12 +409,82 @@ class Delivery:
             self._drop_seqs.append(batch.seq)
             self._settle_locked(batch)
         name = self.exporter.name
-        log.warning("alamos: dropped %d records for exporter %r: %s", count, name, reason)
+        log.warning("alamos: dropped %d records for exporter %r: %s", count, name, detail)
+        self._report_drop(count, f"{label}: {detail}")
+
+    def _report_drop(self, count: int, reason: str) -> None:
         if self._on_drop is not None:
             try:
                 self._on_drop(count, reason)
             except Exception:
                 log.exception("alamos: on_drop callback failed")
+
+    # -- exporting, and isolating rejected records ------------------------------------
+
+    def _export(self, records: list[Record]) -> int:
+        """Export ``records``; how many were stored.  If the database rejects
+        them (:class:`RecordsRejected`), split them in halves until each
+        refused record is alone, store the rest, and dead-letter the refused
+        ones.  A transient failure is raised as is, or as :class:`_Partial`
+        once some records were dealt with."""
+        try:
+            self.exporter.export(records)
+            return len(records)
+        except RecordsRejected as exc:
+            first = exc
+        # (chunk, the rejection it is known to cause, or None: not tried yet)
+        todo: list[tuple[list[Record], RecordsRejected | None]] = [(records, first)]
+        rejected: list[tuple[Record, str]] = []
+        stored = 0
+        try:
+            while todo:
+                chunk, known = todo.pop()
+                if known is None:
+                    try:
+                        self.exporter.export(chunk)
+                    except RecordsRejected as exc:
+                        known = exc
+                    except Exception as exc:
+                        left = [r for c, _ in (*todo, (chunk, None)) for r in c]
+                        raise _Partial(exc, left, stored) from exc
+                    else:
+                        stored += len(chunk)
+                        continue
+                if len(chunk) == 1:
+                    rejected.append((chunk[0], known.reason))
+                    continue
+                # Both halves are tried: a rejection may need two records
+                # together (two rows with one key in one statement).
+                mid = len(chunk) // 2
+                todo.append((chunk[mid:], None))
+                todo.append((chunk[:mid], None))
+        finally:
+            self._reject(rejected)
+        return stored
+
+    def _reject(self, rejected: list[tuple[Record, str]]) -> None:
+        """Dead-letter and count records the database refused for good."""
+        if not rejected:
+            return
+        count, name = len(rejected), self.exporter.name
+        with self._cond:
+            self._stats.rejected += count
+            self._stats.dropped += count
+        reason = rejected[0][1]
+        where = "not kept (no spool folder)"
+        if self._dead is not None:
+            try:
+                where = f"kept in {self._dead.append(rejected, name)}"
+            except Exception as exc:
+                where = f"not kept (dead-letter file failing: {exc})"
+        log.warning(
+            "alamos: the database refused %d records for exporter %r for good (%s); %s",
+            count,
+            name,
+            reason,
+            where,
+        )
+        self._report_drop(count, f"rejected: {reason}")
 
     # -- the delivery thread ----------------------------------------------------
 
@@ -309,6 +493,7 @@ class Delivery:
             self._replay()
             while self._step():
                 pass
+            self._finish()
         except Exception:  # a bug: say so; flush and close still spool what is left
             log.exception("alamos: delivery thread for %r died", self.exporter.name)
 
@@ -337,29 +522,50 @@ class Delivery:
             self._replay()
         return True
 
+    def _exported(self, batch: _Batch, stored: int) -> None:
+        with self._cond:
+            if not batch.settled:  # else a flush spooled it meanwhile: counted there
+                self._stats.exported += stored
+                if stored < len(batch.records):  # the rest was rejected: flush says so
+                    self._drop_seqs.append(batch.seq)
+            if self._inflight is batch:
+                self._inflight = None
+            self._settle_locked(batch)
+
+    def _partly_exported(self, batch: _Batch, partial: _Partial) -> None:
+        """Part of ``batch`` is dealt with: what is left is the batch now."""
+        with self._spool_lock, self._cond:
+            self._stats.exported += partial.stored
+            if partial.stored + len(partial.left) < len(batch.records):
+                self._drop_seqs.append(batch.seq)  # some were rejected: flush says so
+            batch.records = partial.left
+
     def _deliver(self, batch: _Batch) -> None:
         try:
-            self.exporter.export(batch.records)
+            stored = self._export(batch.records)
+        except _Partial as partial:
+            self._partly_exported(batch, partial)
+            self._fail(partial.error, batch)
+            return
         except Exception as exc:
             self._fail(exc, batch)
             return
-        with self._cond:
-            self._stats.exported += len(batch.records)
-            self._inflight = None
-            self._settle_locked(batch)
+        self._exported(batch, stored)
 
     def _retry(self) -> None:
         held, proven = self._inflight, False
         if held is not None and not held.settled:
             try:
-                self.exporter.export(held.records)
+                stored = self._export(held.records)
+            except _Partial as partial:
+                self._partly_exported(held, partial)
+                self._fail(partial.error)
+                return
             except Exception as exc:
                 self._fail(exc)
                 return
             proven = True
-            with self._cond:
-                self._stats.exported += len(held.records)
-                self._settle_locked(held)
+            self._exported(held, stored)
         with self._cond:
             self._inflight = None
         result = self._replay()
@@ -401,19 +607,55 @@ class Delivery:
                 self._inflight = None if spooled or batch.settled else batch  # else: held
         self._spool_queued()
 
-    def _replay_before(self, deadline: float | None) -> None:
-        """At close, with the thread stopped: if the exporter is healthy, replay
-        what the spool holds (batches a slow flush spooled, say) until
-        ``deadline``, so that a healthy database is complete when close returns
-        rather than at the next start.  What is left stays in the spool."""
+    def _finish(self) -> None:
+        """The thread's last steps, at close, until the close deadline: one more
+        try for each batch still in memory (no spool, or a spool failing),
+        then the spool: replayed if the exporter works now (this is what
+        makes a healthy database complete when close returns, even right
+        after an outage), then the exporter is closed."""
+        deadline = self._close_deadline
+        while not _past(deadline):
+            with self._cond:
+                held = [b for b in (self._inflight, *self._queue) if b is not None]
+                batch = next((b for b in held if not b.settled), None)
+            if batch is None:
+                break
+            with self._cond:
+                self._inflight = batch
+            try:
+                stored = self._export(batch.records)
+            except _Partial as partial:
+                self._partly_exported(batch, partial)
+                break
+            except Exception:
+                break  # still failing: close spools it, or drops it and says so
+            self._exported(batch, stored)
+            with self._cond, contextlib.suppress(ValueError):
+                self._queue.remove(batch)
         spool = self._spool
-        if spool is None or self._failing or spool.pending() == 0:
-            return
-        self._replay(lambda: deadline is not None and time.monotonic() >= deadline)
+        if spool is not None and not _past(deadline):
+            with self._cond:
+                dirty = self._spool_dirty or self._failing
+            if dirty or spool.pending() > 0:
+                result = self._replay(lambda: _past(deadline), final=True)
+                if result is None:
+                    log.warning(
+                        "alamos: exporter %r still failing at close; records wait in the "
+                        "spool %s for the next start",
+                        self.exporter.name,
+                        spool.directory,
+                    )
+        try:
+            self.exporter.close()
+        except Exception:
+            log.exception("alamos: closing exporter %r failed", self.exporter.name)
 
-    def _replay(self, stop: Callable[[], bool] | None = None) -> ReplayStats | None:
+    def _replay(
+        self, stop: Callable[[], bool] | None = None, *, final: bool = False
+    ) -> ReplayStats | None:
         """Replay the spool through the exporter; None if the exporter failed.
-        ``stop()`` (default: the delivery is stopping) ends it early."""
+        ``stop()`` (default: the delivery is stopping) ends it early.
+        ``final``: at close, a failure is not retried (nothing is rescheduled)."""
         should_stop = stop if stop is not None else (lambda: self._stopping)
         with self._cond:
             self._spool_dirty = False
@@ -424,9 +666,20 @@ class Delivery:
         def consume(batch: list[Record]) -> None:
             if should_stop():
                 raise _Stop
-            self.exporter.export(batch)
+            try:
+                stored = self._export(batch)
+            except _Partial as partial:
+                with self._cond:
+                    self._stats.replayed += partial.stored
+                try:  # what is left goes back to the spool, the rest is done
+                    spool.append(partial.left)
+                except Exception:
+                    raise partial.error from None  # the whole line again, later
+                with self._cond:
+                    self._spool_dirty = True
+                raise PartlyConsumed(partial.error) from None
             with self._cond:
-                self._stats.replayed += len(batch)
+                self._stats.replayed += stored
 
         try:
             result = spool.replay(consume)
@@ -443,5 +696,9 @@ class Delivery:
         with self._cond:
             self._spool_dirty = True
         if not isinstance(result.error, _Stop):
-            self._fail(result.error)
+            if final:
+                with self._cond:
+                    self._stats.failures += 1
+            else:
+                self._fail(result.error)
         return None

@@ -26,6 +26,14 @@ leave a torn last line for that one unacknowledged batch; replay skips and
 counts it.  Replay deletes a file only after every line in it was consumed;
 a crash during replay re-delivers at most the batches consumed since the
 offset was last saved (export is idempotent), it never loses one.
+
+Dead letters
+------------
+Records the database refused for good (:class:`alamos.RecordsRejected`)
+are written next to the spool files, to ``dead-letter-<pid>.jsonl`` (one
+JSON line per record, with the database's reason: see
+:func:`alamos.report.pipeline.codec.dumps_dead_letter`), ``fsync``-ed.  Replay
+never reads them: they wait for a human (:meth:`DeadLetters.read`).
 """
 
 from __future__ import annotations
@@ -45,15 +53,24 @@ import attrs
 
 from alamos.core import process
 from alamos.core.records import Record
-from alamos.report.pipeline.codec import dumps_batch, loads_batch
+from alamos.report.pipeline.codec import (
+    DeadLetter,
+    dumps_batch,
+    dumps_dead_letter,
+    loads_batch,
+    loads_dead_letter,
+)
 
-__all__ = ["ReplayStats", "Spool", "SpoolStats"]
+__all__ = ["DeadLetters", "PartlyConsumed", "ReplayStats", "Spool", "SpoolStats"]
 
 _PREFIX = "spool-"
 _SUFFIX = ".jsonl"
 _MAGIC = b"#alamos-spool v1 consumed="
 _READ_CHUNK = 1 << 20
 _STALE_TMP_NS = 60 * 10**9  # a temp file is renamed within microseconds of creation
+_DEAD_PREFIX = "dead-letter-"
+#: A database's message can quote the whole row: keep the first part.
+_REASON_LIMIT = 4096
 
 
 def _header(consumed: int) -> bytes:
@@ -145,6 +162,17 @@ def _lines(fd: int, pos: int) -> Iterator[tuple[bytes, int]]:
             start = nl + 1
         buf = buf[start:]
         pos += start
+
+
+class PartlyConsumed(Exception):
+    """Raised by a replay's ``consume`` that dealt with part of its batch and
+    put the rest back in the spool itself: the line counts as consumed (it is
+    not replayed again, which would repeat what was done), and the replay
+    stops with ``error``, the failure that interrupted it."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 @attrs.define
@@ -351,6 +379,11 @@ class Spool:
             if batch:
                 try:
                     consume(batch)
+                except PartlyConsumed as exc:
+                    result.error = exc.error
+                    if can_save:
+                        self._save(fd, end)
+                    return False
                 except Exception as exc:
                     result.error = exc
                     if can_save and pos != saved:
@@ -385,6 +418,12 @@ class Spool:
                 total += max(0, size - _data_start(f.read(_HEADER_LEN)))
         return total
 
+    # -- dead letters ---------------------------------------------------------
+
+    def dead_letters(self) -> DeadLetters:
+        """The dead-letter files of this folder."""
+        return DeadLetters(self.directory)
+
     # -- fork -----------------------------------------------------------------
 
     def _track(self) -> None:
@@ -417,3 +456,59 @@ class Spool:
         self._fd, self._path, self._size = None, None, 0
         self._replay_fds = set()
         self._stats = SpoolStats()
+
+
+class DeadLetters:
+    """The dead-letter files of a spool folder (see the module doc).
+
+    One file per process, named by the pid at each append (a forked child
+    writes its own).  Each append opens, writes, ``fsync``-s and closes the
+    file: rejections are rare, and nothing is left open across a fork.
+    """
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+
+    @property
+    def path(self) -> Path:
+        """This process's dead-letter file."""
+        return self.directory / f"{_DEAD_PREFIX}{os.getpid()}{_SUFFIX}"
+
+    def append(self, rejected: Sequence[tuple[Record, str]], exporter: str) -> Path:
+        """Durably append ``(record, reason)`` pairs; returns the file.  Raises
+        OSError if the disk fails."""
+        path = self.path
+        if not rejected:
+            return path
+        ts = time.time_ns()
+        data = b"".join(
+            dumps_dead_letter(record, reason[:_REASON_LIMIT], exporter, ts)
+            for record, reason in rejected
+        )
+        self.directory.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        try:
+            new = os.fstat(fd).st_size == 0
+            _write_all(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if new:
+            _fsync_dir(self.directory)
+        return path
+
+    def files(self) -> list[Path]:
+        """Every dead-letter file of the folder (every process), by name."""
+        return sorted(self.directory.glob(f"{_DEAD_PREFIX}*{_SUFFIX}"))
+
+    def read(self) -> list[DeadLetter]:
+        """Every dead letter of the folder, file by file (a torn last line,
+        from a crash mid-write, is skipped)."""
+        out: list[DeadLetter] = []
+        for path in self.files():
+            with contextlib.suppress(OSError), path.open("rb") as f:
+                for line in f:
+                    with contextlib.suppress(ValueError):
+                        out.append(loads_dead_letter(line))
+        return out
