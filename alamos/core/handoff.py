@@ -9,6 +9,16 @@ length check: no lock, no I/O, no record building (``deque.append`` and
 BatchSpanProcessor contend.  When the queue holds ``limit`` items, a put
 drops the item and counts it, never blocking the caller.
 
+**Bytes.**  The queue is bounded in bytes as well as in items, by an
+estimate that costs nothing on the hot path: every item counts
+:data:`ITEM_BYTES` (a span with a few attributes holds about 550 bytes), and
+an item holding long text (a long log message, a span with long attribute
+values) is put with its ``extra`` bytes, which its instrument already knows
+(:func:`alamos.core.attributes.text_size`).  Those rare puts take a lock and
+shrink the item limit by what they hold, so the common put stays one length
+check: at most ``max_bytes`` are estimated to be queued, and a put past it
+is dropped and counted like a put into a full queue (``queue_full``).
+
 The worker side (:meth:`take`, :meth:`wait`) is used by
 :class:`alamos.report.pipeline.collector.Collector`.  Queued items know how to
 become records (:class:`Item`), so the worker needs to know nothing about
@@ -25,7 +35,13 @@ from typing import Any, Protocol
 
 from alamos.core.records import Record
 
-__all__ = ["Handoff", "Item"]
+__all__ = ["DEFAULT_MAX_BYTES", "ITEM_BYTES", "Handoff", "Item", "Put", "check_max_bytes"]
+
+#: The fixed estimate of one queued item, in bytes: a span with three
+#: attributes holds 552 (bench/: memory_span_3_attributes), a log item less.
+ITEM_BYTES = 512
+#: The default bound of the queued bytes (``alamos.new(max_queue_bytes=...)``).
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
 
 class Item(Protocol):
@@ -35,53 +51,123 @@ class Item(Protocol):
     def to_record(self, service: str, node: str) -> Record: ...
 
 
+class Put(Protocol):
+    """What the instruments hand items to: :meth:`Handoff.put`, or a
+    function with the same signature.  ``extra`` is the item's estimated
+    bytes beyond :data:`ITEM_BYTES` (0 for most items)."""
+
+    def __call__(self, item: Item, extra: int = 0, /) -> None: ...
+
+
 class Handoff:
     """A bounded queue of items.  ``on_first_put`` is called (from the
     producing thread) by the first put after creation or :meth:`reset`, to
     start the worker lazily."""
 
     __slots__ = (
+        "_closed",
         "_dropped",
+        "_extra",
         "_idle",
         "_limit",
+        "_lock",
         "_on_first_put",
         "_q",
+        "_sized",
         "_wake",
         "batch_size",
         "limit",
+        "max_bytes",
     )
 
-    def __init__(self, limit: int, batch_size: int, on_first_put: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        limit: int,
+        batch_size: int,
+        on_first_put: Callable[[], None],
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         if batch_size < 1 or limit < 1:
             raise ValueError(
                 f"batch_size and max_queue must be at least 1 (got {batch_size} and {limit})"
             )
+        check_max_bytes(max_bytes)
         self.limit = limit
+        self.max_bytes = max_bytes
         self.batch_size = batch_size
         self._on_first_put = on_first_put
         self.reset()
+
+    def set_max_bytes(self, max_bytes: int) -> None:
+        """Bound the queued bytes (estimated, see the module doc)."""
+        check_max_bytes(max_bytes)
+        with self._lock:  # the one lock of the hand-off: sized puts only
+            self.max_bytes = max_bytes
+            self._update_limit()
 
     def reset(self) -> None:
         """Empty, open, with no worker (at creation, and in a forked child:
         the parent's queued items belong to the parent, which exports them)."""
         self._q: deque[Any] = deque()
-        self._limit = self.limit
+        self._closed = False
+        #: The queued sized items (by id) and their extra bytes, and the total.
+        self._sized: dict[int, int] = {}
+        self._extra = 0
+        self._lock = threading.Lock()  # a forked child must not inherit it held
+        self._update_limit()
         self._wake = threading.Event()
         self._dropped = itertools.count()
         self._idle = True
 
+    def _update_limit(self) -> None:
+        """The item limit of the common put: ``limit``, lowered so that the
+        queued items at :data:`ITEM_BYTES` each plus the extra bytes of the
+        sized ones stay within ``max_bytes`` (0 once closed)."""
+        if self._closed:
+            self._limit = 0
+        else:
+            self._limit = min(self.limit, max(0, (self.max_bytes - self._extra) // ITEM_BYTES))
+
     # -- the producers' side (hot path) -------------------------------------
 
-    def put(self, item: Item) -> None:
-        """Queue one item.  Never blocks; drops (and counts) it when full."""
+    def put(self, item: Item, extra: int = 0, /) -> None:
+        """Queue one item.  Never blocks; drops (and counts) it when full.
+
+        ``extra``: the item's estimated bytes beyond :data:`ITEM_BYTES`
+        (long text it holds); such a put goes through :meth:`_put_sized`.
+        """
         q = self._q
         n = len(q)
-        if n < self._limit:
+        if n < self._limit and not extra:
             q.append(item)
             if n == self.batch_size or self._idle:
                 self._kick(n)
+        elif extra:
+            self._put_sized(item, extra)
         else:
             next(self._dropped)  # itertools.count: atomic under the GIL
+
+    def _put_sized(self, item: Item, extra: int) -> None:
+        """Queue an item holding ``extra`` bytes of long text, if the bytes
+        allow it.  Rare and big, so it may take a lock: its bytes must be
+        counted exactly, and the worker takes them off in :meth:`take`."""
+        with self._lock:
+            q = self._q
+            n = len(q)
+            if self._closed or n >= self.limit:
+                fits = False
+            else:
+                fits = (n + 1) * ITEM_BYTES + self._extra + extra <= self.max_bytes
+            if fits:
+                key = id(item)
+                self._sized[key] = self._sized.get(key, 0) + extra
+                self._extra += extra
+                self._update_limit()
+                q.append(item)  # after the registration: take() must find it
+        if not fits:
+            next(self._dropped)
+        elif n == self.batch_size or self._idle:
+            self._kick(n)
 
     def _kick(self, n: int) -> None:
         if n == self.batch_size:
@@ -92,7 +178,9 @@ class Handoff:
 
     def close(self) -> None:
         """Drop (and count) every item put from now on."""
-        self._limit = 0
+        with self._lock:
+            self._closed = True
+            self._limit = 0
 
     def force(self, item: Item) -> None:
         """Queue ``item`` even when closed or full: the last snapshots at close."""
@@ -110,9 +198,23 @@ class Handoff:
         self._wake.set()
 
     def take(self, n: int) -> list[Any]:
-        """Up to ``n`` items, oldest first."""
+        """Up to ``n`` items, oldest first (their bytes are no longer counted)."""
         pop = self._q.popleft
-        return [pop() for _ in range(min(n, len(self._q)))]
+        items = [pop() for _ in range(min(n, len(self._q)))]
+        if self._sized:  # some queued item holds long text: find the taken ones
+            with self._lock:
+                sized = self._sized
+                for item in items:
+                    extra = sized.pop(id(item), None)
+                    if extra is not None:
+                        self._extra -= extra
+                self._update_limit()
+        return items
+
+    @property
+    def queued_bytes(self) -> int:
+        """The estimated bytes queued now (see the module doc)."""
+        return len(self._q) * ITEM_BYTES + self._extra
 
     def __len__(self) -> int:
         return len(self._q)
@@ -123,3 +225,12 @@ class Handoff:
         # itertools.count has no read: its repr is "count(5)".
         text = repr(self._dropped)
         return int(text[text.index("(") + 1 : -1])
+
+
+def check_max_bytes(max_bytes: int) -> None:
+    """``max_queue_bytes`` must hold at least one item's fixed estimate."""
+    if type(max_bytes) is not int or max_bytes < ITEM_BYTES:
+        raise ValueError(
+            f"max_queue_bytes must be an int of at least {ITEM_BYTES} (the estimate of one "
+            f"queued item), got {max_bytes!r}"
+        )

@@ -14,6 +14,7 @@ from pathlib import Path
 import attrs
 
 from alamos.core.exporter import Exporter
+from alamos.core.handoff import check_max_bytes
 from alamos.experiment.filter import Filter, coerce_filter
 from alamos.experiment.keys import validate_key
 from alamos.trace.sampling import Sampler, coerce_sampler
@@ -43,6 +44,7 @@ class Config:
     batch_size: int
     flush_interval: float
     max_queue: int
+    max_queue_bytes: int
     metrics_interval: float
     report_interval: float
     spool_dir: Path
@@ -64,6 +66,7 @@ class Config:
         batch_size: int,
         flush_interval: float,
         max_queue: int,
+        max_queue_bytes: int,
         metrics_interval: float,
         report_interval: float,
         spool_dir: str | os.PathLike[str] | None,
@@ -80,6 +83,7 @@ class Config:
             raise ValueError(
                 f"batch_size and max_queue must be at least 1 (got {batch_size} and {max_queue})"
             )
+        check_max_bytes(max_queue_bytes)
         if flush_interval <= 0 or metrics_interval <= 0 or report_interval <= 0:
             raise ValueError("flush_interval, metrics_interval and report_interval must be > 0")
         return cls(
@@ -96,6 +100,7 @@ class Config:
             batch_size=batch_size,
             flush_interval=flush_interval,
             max_queue=max_queue,
+            max_queue_bytes=max_queue_bytes,
             metrics_interval=metrics_interval,
             report_interval=report_interval,
             spool_dir=Path(spool_dir) if spool_dir is not None else _default_spool_dir(),

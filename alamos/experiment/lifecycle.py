@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 
 from alamos.core.exporter import Exporter
+from alamos.core.handoff import DEFAULT_MAX_BYTES
 from alamos.experiment.config import Config
 from alamos.experiment.experiment import Experiment
 from alamos.experiment.pipeline import attach_root, build_pipeline, exporters_of
@@ -34,6 +35,7 @@ def new(
     batch_size: int = 512,
     flush_interval: float = 0.5,
     max_queue: int = 100_000,
+    max_queue_bytes: int = DEFAULT_MAX_BYTES,
     metrics_interval: float = 10.0,
     report_interval: float = 60.0,
     spool_dir: str | os.PathLike[str] | None = None,
@@ -53,6 +55,7 @@ def new(
         batch_size=batch_size,
         flush_interval=flush_interval,
         max_queue=max_queue,
+        max_queue_bytes=max_queue_bytes,
         metrics_interval=metrics_interval,
         report_interval=report_interval,
         spool_dir=spool_dir,

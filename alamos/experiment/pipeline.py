@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from alamos.core.exporter import Exporter
-from alamos.core.handoff import Item
+from alamos.core.handoff import Item, Put
 from alamos.experiment.config import Config
 from alamos.experiment.root import RootState
 from alamos.experiment.snapshots import metric_records, report_records
@@ -76,6 +76,7 @@ def build_pipeline(config: Config, state: RootState) -> None:
             max_queue=config.max_queue,
             on_drop=on_drop,
         )
+        state.collector.handoff.set_max_bytes(config.max_queue_bytes)
     state.put = _make_put(state)
 
 
@@ -114,24 +115,24 @@ def _on_drop(state: RootState) -> Callable[[int, str], None]:
     return on_drop
 
 
-def _make_put(state: RootState) -> Callable[[Item], None]:
+def _make_put(state: RootState) -> Put:
     collector = state.collector
     sinks = state.sync_sinks
     if not sinks:
         return collector.handoff.put if collector is not None else _discard
     handoff_put = collector.handoff.put if collector is not None else None
 
-    def put(item: Item) -> None:
+    def put(item: Item, extra: int = 0, /) -> None:
         record = item.to_record(state.service, state.node)
         level = record.export_level
         for sink in sinks:
             if level >= sink.min_level:
                 sink.export((record,))
         if handoff_put is not None:
-            handoff_put(record)
+            handoff_put(record, extra)
 
     return put
 
 
-def _discard(item: Any) -> None:
+def _discard(item: Any, extra: int = 0, /) -> None:
     return None

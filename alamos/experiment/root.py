@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from alamos.core import process
 from alamos.core.errors import UnendedSpansError
 from alamos.core.exporter import Exporter
-from alamos.core.handoff import Item
+from alamos.core.handoff import Put
 from alamos.core.level import Level
 from alamos.core.records import Record
 from alamos.experiment.filter import Filter
@@ -120,7 +120,7 @@ class RootState:
         #: Called once at close (e.g. removing a loguru capture sink).
         self.closers: list[Callable[[], None]] = []
         #: Where instruments hand finished spans, log items and records.
-        self.put: Callable[[Item], None] = _discard
+        self.put: Put = _discard
         #: The last metric and report snapshots, taken at close.
         self.final_snapshot: Callable[[], list[Record]] = list
         #: ``alamos_dropped_records`` (a Counter), with background exporters.
@@ -308,7 +308,7 @@ class RootState:
             raise UnendedSpansError(message, unended)
 
 
-def _discard(item: object) -> None:
+def _discard(item: object, extra: int = 0, /) -> None:
     return None
 
 
