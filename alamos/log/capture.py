@@ -13,11 +13,17 @@ adds to loguru, and only when asked.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from loguru import logger as _loguru
 
-from alamos.core.attributes import coerce_attributes, coerce_value
+from alamos.core.attributes import (
+    MAX_MESSAGE,
+    coerce_text,
+    coerce_value,
+    sized_attributes,
+    text_size,
+)
 from alamos.core.context import CURRENT
 from alamos.core.level import nearest_log_level
 from alamos.log.item import LogItem
@@ -62,16 +68,20 @@ class Capture:
         name = nearest_log_level(record["level"].name, record["level"].no)
         if not logger.enabled(name):
             return
-        attrs: dict[str, Any] = coerce_attributes(record["extra"])
+        attrs, size = sized_attributes(record["extra"])
         if record["exception"] is not None:
-            attrs["exception"] = coerce_value(str(record["exception"]))
+            attrs["exception"] = tb = coerce_value(str(record["exception"]))
+            size += text_size(tb)
+        # The same limit as alamos' own log calls (loguru's message is a str).
+        text = coerce_text(record["message"], MAX_MESSAGE)
+        size += text_size(text)
         cur = CURRENT.get()
         logger._put(
             LogItem(
                 int(record["time"].timestamp() * 1e9),
                 logger.path,
                 name,
-                record["message"],
+                text,
                 None if cur is None else cur.trace_int,
                 None if cur is None else cur.span_int,
                 attrs or None,
@@ -79,7 +89,8 @@ class Capture:
                 record["function"],
                 record["line"],
                 logger._session_id,
-            )
+            ),
+            size,
         )
 
     def close(self) -> None:

@@ -68,6 +68,9 @@ class LogItem:
 
     def to_record(self, service: str, node: str) -> LogRecord:
         tid, sid, attrs = self.trace_int, self.span_int, self.attributes
+        module = self.module
+        if type(module) is not str:  # a module's __name__ set to an object: no user code here
+            module = "?"
         return new_log_record(
             new_record_id(),
             self.ts_ns,
@@ -77,7 +80,7 @@ class LogItem:
             None if tid is None else hex_id(tid, 16),
             None if sid is None else hex_id(sid, 8),
             MappingProxyType(attrs) if attrs else _EMPTY,
-            f"{self.module}:{self.where}:{self.line}",
+            f"{module}:{self.where}:{self.line}",
             service,
             node,
             self.session_id,

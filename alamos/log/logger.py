@@ -18,6 +18,12 @@ attribute test (cheaper than loguru's or the stdlib's own filtered-out call).
 Levels follow the experiment's threshold: prod shows INFO and up, debug shows
 DEBUG and up, bench shows TRACE and up.
 
+Messages are text made on the caller's thread (a slow ``__str__`` of the
+message or of an argument is the caller's own cost, never the worker's),
+cut at :data:`~alamos.core.attributes.MAX_MESSAGE` characters (with "…",
+for the record and the console alike); a long message is put with its size,
+for the hand-off's byte bound.
+
 The seven level methods are generated from the one table of log levels
 (:data:`alamos.core.level.LOG_LEVELS`), each reading its on/off flag as a
 slot: as fast as the hand-written copies they replace (bench/: filtered_log).
@@ -33,9 +39,16 @@ from typing import Any, Protocol
 
 from loguru import logger as _loguru
 
-from alamos.core.attributes import coerce_attributes, coerce_value
+from alamos.core.attributes import (
+    MAX_MESSAGE,
+    SMALL_TEXT,
+    coerce_value,
+    sized_attributes,
+    text_size,
+)
 from alamos.core.codegen import compile_function
 from alamos.core.context import CURRENT
+from alamos.core.handoff import Put
 from alamos.core.level import LOG_LEVELS, log_level_name
 from alamos.core.safe import safe_repr, safe_str
 from alamos.core.scope import LiveScope, Scope
@@ -56,10 +69,16 @@ class LogMethod(Protocol):
 def _format(message: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     """``message.format(*args, **kwargs)``; never raises (a log call must not
     fail the caller): a bad format string keeps the raw message and says why."""
-    try:
-        text = message if type(message) is str else str(message)
-    except Exception:
-        text = safe_repr(message, why=False)
+    if type(message) is str:
+        text = message
+    elif isinstance(message, str):  # a str subclass: its text, no user method
+        text = str.__str__(message)
+    else:
+        try:
+            # str() may return a str subclass, whose methods are user code.
+            text = str.__str__(str(message))
+        except Exception:
+            text = str.__str__(safe_repr(message, why=False))
     if args or kwargs:
         try:
             return text.format(*args, **kwargs)
@@ -101,7 +120,7 @@ class Logger:
     def __init__(
         self,
         scope: LiveScope,
-        put: Callable[[LogItem], None],
+        put: Put,
         console: bool,
         on_close: OnClose | None = None,
     ) -> None:
@@ -142,13 +161,24 @@ class Logger:
     ) -> None:
         ts = time_ns()
         text = _format(message, args, kwargs)
-        attrs = coerce_attributes(kwargs) if kwargs else None
+        # The bytes beyond the hand-off's fixed estimate: long text only.
+        size = 0
+        if len(text) > SMALL_TEXT:
+            if len(text) > MAX_MESSAGE:
+                text = text[:MAX_MESSAGE] + "…"
+            size = len(text)
+        attrs: dict[str, Any] | None = None
+        if kwargs:
+            attrs, extra = sized_attributes(kwargs)
+            size += extra
         if exc:
             info = sys.exc_info()
             exc = info[1] is not None  # loguru would print "NoneType: None"
             if info[1] is not None:
                 attrs = attrs if attrs is not None else {}
-                attrs["exception"] = coerce_value("".join(traceback.format_exception(info[1])))
+                tb = coerce_value("".join(traceback.format_exception(info[1])))
+                attrs["exception"] = tb
+                size += text_size(tb)
         frame = sys._getframe(2)
         cur = CURRENT.get()
         self._put(
@@ -164,7 +194,8 @@ class Logger:
                 frame.f_code.co_name,
                 frame.f_lineno,
                 self._session_id,
-            )
+            ),
+            size,
         )
         if self._console:
             _loguru.opt(depth=2, exception=exc).bind(alamos=True, alamos_path=self.path).log(

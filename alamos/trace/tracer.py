@@ -24,8 +24,10 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar, overload
 
+from alamos.core.attributes import SMALL_TEXT
 from alamos.core.codegen import compile_function
 from alamos.core.context import SpanContext
+from alamos.core.handoff import Put
 from alamos.core.level import Level, LevelLike, parse_level
 from alamos.core.scope import LiveScope, Scope
 from alamos.trace.noop import NoopSpan
@@ -88,7 +90,7 @@ class Tracer:
     def __init__(
         self,
         scope: LiveScope,
-        put: Callable[[Span], None],
+        put: Put,
         sampler: Sampler,
         on_start: Callable[[Span], None] | None = None,
         on_end: Callable[[Span], None] | None = None,
@@ -174,7 +176,12 @@ class Tracer:
 # The template of the factories.  The level is a constant of the generated
 # code: in CPython 3.11 an enum member looked up on its class (``Level.PROD``)
 # costs about 200 ns, some 10% of a recorded span, where a global costs
-# about 10 ns (bench/: recorded_span).
+# about 10 ns (bench/: recorded_span).  So is the length under which a str
+# name is kept as it is; any other name is coerced here, on the caller's
+# thread (``Span._set_name``: text, cut at MAX_NAME, weighed).  The check
+# reads ``name.__class__``, not ``type(name)``: 155 against 365 instructions
+# per span (callgrind, this CPython build), of about 14,700; an object lying
+# about its class (a mock) is caught by ``Span.to_record``.
 _FACTORY = """\
 def {name}(self, name=None, /, *, parent=None, attributes=None):
     if not self._{name}:
@@ -184,10 +191,13 @@ def {name}(self, name=None, /, *, parent=None, attributes=None):
     span = _new(Span)
     span._tracer = self
     span.level = {constant}
-    span.name = name
-    span._parent = parent
     span._attrs = None
     span.end_ns = None
+    if name.__class__ is str and len(name) <= {small}:
+        span.name = name
+    else:
+        span._set_name(name)
+    span._parent = parent
     if attributes:
         span.set_attributes(attributes)
     return span
@@ -203,7 +213,7 @@ def _make_factories() -> None:
             "_new": object.__new__,
             constant: level,
         }
-        source = _FACTORY.format(name=name, constant=constant)
+        source = _FACTORY.format(name=name, constant=constant, small=SMALL_TEXT)
         factory = compile_function(name, source, namespace, owner="Tracer")
         factory.__doc__ = f"A {name}-level span named ``name``; with no name, a decorator."
         setattr(Tracer, name, factory)
