@@ -74,7 +74,7 @@ class Experiment:
             child = None
         if child is not None:
             return child
-        validate_key(key)
+        validate_key(key, under=self.path)
         state = self._root_state
         with state.lock:
             child = self._children.get(key)

@@ -75,6 +75,14 @@ class Filter:
                     level = parse_level(lvl)
                 except ValueError as exc:
                     raise ValueError(f"invalid level filter {spec!r} at {item!r}: {exc}") from None
+                # As for the default: two rules for one path contradict each
+                # other (or repeat), and the order of a spec must not decide.
+                for seen, seen_level in self._rules:
+                    if seen == path:
+                        raise ValueError(
+                            f"invalid level filter {spec!r}: more than one rule for the path "
+                            f"{path!r} ({seen_level} and {level}); give each path once"
+                        )
                 self._rules.append((path, level))
             else:
                 if default is not None:

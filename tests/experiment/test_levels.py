@@ -210,6 +210,21 @@ def test_bad_specs(spec: str, message: str) -> None:
     assert message in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("prod,a=debug,a=bench", "more than one rule for the path 'a' (debug and bench)"),
+        ("a=debug, a = debug", "more than one rule for the path 'a' (debug and debug)"),
+        ("prod,a.b=bench,a=debug,a.b=prod", "more than one rule for the path 'a.b'"),
+    ],
+)
+def test_duplicate_path_rules_are_refused(spec: str, message: str) -> None:
+    """As a duplicate default is: the order of a spec must not decide."""
+    with pytest.raises(ValueError) as info:
+        alamos.new("server", level=spec, console=False)
+    assert message in str(info.value) and "give each path once" in str(info.value)
+
+
 @pytest.mark.parametrize("spec", [1.5, object(), [], True])
 def test_bad_filter_types(spec: object) -> None:
     with pytest.raises(ValueError, match=r"use a level \('prod'\), a spec string") as info:

@@ -7,11 +7,15 @@ import os
 import socket
 import threading
 import weakref
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 import alamos
 from alamos import NOOP, Experiment
+from alamos.experiment.keys import MAX_KEY_LENGTH, MAX_PATH_LENGTH
+from alamos.report.sql import normalize_url
 from alamos.testing import Recorder
 
 
@@ -178,6 +182,77 @@ def test_str_subclass_key_is_accepted(root: Experiment) -> None:
         pass
 
     assert root.sub(Key("cesium")).path == "server.cesium"
+
+
+# -- key and path lengths (issue 10: a key of 3,000 letters blocked PostgreSQL for good) ---
+
+
+def test_documented_key_limits() -> None:
+    assert (MAX_KEY_LENGTH, MAX_PATH_LENGTH) == (128, 1024)
+
+
+def test_a_key_longer_than_the_limit_is_refused_at_the_call(root: Experiment) -> None:
+    assert root.sub("k" * MAX_KEY_LENGTH).key == "k" * MAX_KEY_LENGTH
+    for make in (root.sub, lambda key: alamos.new(key, console=False)):
+        with pytest.raises(ValueError, match="more than the limit of 128 characters per key"):
+            make("k" * (MAX_KEY_LENGTH + 1))
+        with pytest.raises(ValueError, match="3000 characters") as info:
+            make("k" * 3000)
+        assert len(str(info.value)) < 400  # the key is not repeated whole
+    with pytest.raises(ValueError, match="more than the limit of 128 characters per key"):
+        root.attach("r" * 200, lambda: {})
+    assert "k" * (MAX_KEY_LENGTH + 1) not in root.children
+
+
+def deepest(exp: Experiment) -> Experiment:
+    """Sub-experiments of 128-letter keys, then one that fills the path to its limit."""
+    while len(exp.path) + 1 + MAX_KEY_LENGTH <= MAX_PATH_LENGTH:
+        exp = exp.sub("k" * MAX_KEY_LENGTH)
+    return exp.sub("z" * (MAX_PATH_LENGTH - len(exp.path) - 1))
+
+
+def test_a_path_longer_than_the_limit_is_refused_at_the_call(root: Experiment) -> None:
+    leaf = deepest(root)
+    assert len(leaf.path) == MAX_PATH_LENGTH
+    with pytest.raises(ValueError, match="more than the limit of 1024 characters per path"):
+        leaf.parent.sub("z" * (MAX_PATH_LENGTH - len(leaf.parent.path)))  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="more than the limit of 1024 characters per path"):
+        leaf.sub("a")
+    too_long = leaf.path + ".a"
+    with pytest.raises(ValueError, match="1024 characters per path"):
+        root.debug_session(too_long)
+    with pytest.raises(ValueError, match="1024 characters per path"):
+        alamos.new("server", level=f"prod,{too_long}=debug", console=False)
+    with pytest.raises(ValueError, match="128 per key"):
+        root.debug_session("server." + "k" * 129)
+
+
+def test_the_longest_keys_and_paths_are_stored_in_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """Everything a tree at the limits records fits PostgreSQL's indexes."""
+    root = alamos.new(
+        "r" * MAX_KEY_LENGTH, db=pg_url, level="bench", console=False, spool_dir=tmp_path
+    )
+    leaf = deepest(root)
+    leaf.metrics.counter("writes", labelnames=["what"]).labels("x" * 100).inc()
+    leaf.attach("p" * MAX_KEY_LENGTH, lambda: {"a": 1})
+    with leaf.trace.prod("n" * 1024) as span:
+        span.set("k" * 256, "v" * 4096)
+        leaf.log.info("m" * 40_000)
+    assert root.flush(120)
+    stats = root.stats()
+    root.close(120)
+    (delivery,) = stats.exporters.values()
+    assert delivery.failures == 0 and delivery.spooled == 0 and delivery.dropped == 0
+    engine = create_engine(normalize_url(pg_url))
+    try:
+        with engine.connect() as conn:
+            for table in ("alamos_spans", "alamos_logs", "alamos_metrics", "alamos_reports"):
+                paths = conn.execute(text(f"SELECT DISTINCT path FROM {table}")).scalars().all()
+                assert leaf.path in paths, table
+            experiments = conn.execute(text("SELECT path FROM alamos_experiments")).scalars()
+            assert leaf.path in set(experiments)
+    finally:
+        engine.dispose()
 
 
 # -- service and node ---------------------------------------------------------------------
