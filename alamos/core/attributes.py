@@ -38,13 +38,17 @@ with ``"…"`` appended.
 **Sizes** (:func:`text_size`): the hand-off bounds the bytes it holds, so a
 span or a log knows roughly how big it is.  Text of at most :data:`SMALL_TEXT`
 characters is covered by the fixed estimate of an item
-(:data:`alamos.core.handoff.ITEM_BYTES`); longer text counts its length.
+(:data:`alamos.core.handoff.ITEM_BYTES`); longer text counts its size in
+memory (``sys.getsizeof``, exact and O(1) for a ``str``: a cut text ends
+with "…", which makes CPython store 2 bytes per character, so its length
+alone would count half of it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from itertools import islice
+from sys import getsizeof
 from typing import Any
 
 from alamos.core.safe import bounded_repr, safe_repr, safe_str
@@ -160,10 +164,10 @@ def coerce_text(value: Any, limit: int = MAX_NAME) -> str:
 
 def text_size(value: object) -> int:
     """The bytes ``value`` adds to a queued item beyond the fixed estimate:
-    its length if it is text longer than :data:`SMALL_TEXT`, else 0."""
+    its size in memory if it is text longer than :data:`SMALL_TEXT` (or a
+    tuple holding such text), else 0."""
     if type(value) is str:
-        n = len(value)
-        return n if n > SMALL_TEXT else 0
+        return getsizeof(value) if len(value) > SMALL_TEXT else 0
     if type(value) is tuple:
         return sum([text_size(v) for v in value])
     return 0

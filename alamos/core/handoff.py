@@ -13,7 +13,7 @@ drops the item and counts it, never blocking the caller.
 estimate that costs nothing on the hot path: every item counts
 :data:`ITEM_BYTES` (a span with a few attributes holds about 550 bytes), and
 an item holding long text (a long log message, a span with long attribute
-values) is put with its ``extra`` bytes, which its instrument already knows
+values) is put with its ``extra`` bytes, the size of that text in memory
 (:func:`alamos.core.attributes.text_size`).  Those rare puts take a lock and
 shrink the item limit by what they hold, so the common put stays one length
 check: at most ``max_bytes`` are estimated to be queued, and a put past it

@@ -166,7 +166,7 @@ class Logger:
         if len(text) > SMALL_TEXT:
             if len(text) > MAX_MESSAGE:
                 text = text[:MAX_MESSAGE] + "…"
-            size = len(text)
+            size = text_size(text)
         attrs: dict[str, Any] | None = None
         if kwargs:
             attrs, extra = sized_attributes(kwargs)

@@ -10,6 +10,7 @@ import threading
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from sys import getsizeof
 from typing import Any
 
 import pytest
@@ -25,6 +26,9 @@ from alamos.report.pipeline.codec import dumps_batch, loads_batch
 from alamos.testing import Recorder
 
 MB2 = "m" * 2_000_000
+#: What a message of 2 MB holds once cut: MAX_MESSAGE characters and "…",
+#: 2 bytes each (the "…" makes CPython store the text as UCS-2).
+CUT = getsizeof(MB2[:MAX_MESSAGE] + "…")
 HANG = 120.0
 
 
@@ -142,18 +146,22 @@ def test_long_messages_count_their_bytes() -> None:
     log.info("short")
     assert handoff.queued_bytes == ITEM_BYTES
     log.info("x" * 1000)
-    assert handoff.queued_bytes == 2 * ITEM_BYTES + 1000
+    size = 2 * ITEM_BYTES + getsizeof("x" * 1000)
+    assert handoff.queued_bytes == size
     log.info(MB2)
-    assert handoff.queued_bytes == 3 * ITEM_BYTES + 1000 + MAX_MESSAGE + 1
+    size += ITEM_BYTES + CUT
+    assert handoff.queued_bytes == size
     log.info("k", a="a" * 5000, b=("b" * 300, 1), c="c" * 10)
-    assert handoff.queued_bytes == 4 * ITEM_BYTES + 1000 + MAX_MESSAGE + 1 + MAX_STRING + 1 + 300
+    attrs = getsizeof("a" * MAX_STRING + "…") + getsizeof("b" * 300)
+    size += ITEM_BYTES + attrs
+    assert handoff.queued_bytes == size
     try:
         raise ValueError("v" * 1000)
     except ValueError:
-        log.exception("failed")
-    assert handoff.queued_bytes > 5 * ITEM_BYTES + 1000 + MAX_MESSAGE + MAX_STRING + 300 + 1000
+        log.exception("failed")  # its traceback, in the attribute "exception"
+    assert handoff.queued_bytes > size + ITEM_BYTES + 1000
     handoff.take(3)
-    assert handoff.queued_bytes > 2 * ITEM_BYTES + MAX_STRING + 1000
+    assert handoff.queued_bytes > 2 * ITEM_BYTES + attrs + 1000
     handoff.take(10)
     assert handoff.queued_bytes == 0
 
@@ -166,7 +174,7 @@ def queued_memory(count: int, message: str, handoff: Handoff) -> int:
     try:
         before = tracemalloc.get_traced_memory()[0]
         for _ in range(count):
-            log.info(message + "")  # the caller's own string is freed after the call
+            log.info(message[:-1] + "!")  # a new string each time, freed after the call
         gc.collect()
         return int(tracemalloc.get_traced_memory()[0] - before)
     finally:
@@ -175,19 +183,19 @@ def queued_memory(count: int, message: str, handoff: Handoff) -> int:
 
 def test_100_messages_of_2_mb_queue_what_the_limits_allow() -> None:
     """Issue 10: 100 messages of 2 MB each added 192 MiB to the queue; they
-    are cut at MAX_MESSAGE (32 Ki characters): about 3.3 MB now."""
+    are cut at MAX_MESSAGE (32 Ki characters): about 6.3 MiB now."""
     handoff = Handoff(100_000, 512, lambda: None)
     grown = queued_memory(100, MB2, handoff)
     assert len(handoff) == 100 and handoff.dropped == 0
-    assert grown < 8 * 1024 * 1024, f"{grown / 2**20:.1f} MiB queued"
-    assert handoff.queued_bytes == 100 * (ITEM_BYTES + MAX_MESSAGE + 1)
+    assert grown < 16 * 1024 * 1024, f"{grown / 2**20:.1f} MiB queued"  # 191 MiB before
+    assert handoff.queued_bytes == 100 * (ITEM_BYTES + CUT)
 
 
 def test_the_queue_is_bounded_in_bytes() -> None:
     handoff = Handoff(100_000, 512, lambda: None, max_bytes=1 << 20)
     grown = queued_memory(200, MB2, handoff)
     kept = len(handoff)
-    assert handoff.queued_bytes <= 1 << 20 and kept == (1 << 20) // (ITEM_BYTES + MAX_MESSAGE + 1)
+    assert handoff.queued_bytes <= 1 << 20 and kept == (1 << 20) // (ITEM_BYTES + CUT)
     assert handoff.dropped == 200 - kept  # counted, like a full queue
     assert grown < 4 * 1024 * 1024, f"{grown / 2**20:.1f} MiB queued"
     # Small items are bounded too, by the fixed estimate: what is left of the budget.
@@ -195,11 +203,11 @@ def test_the_queue_is_bounded_in_bytes() -> None:
     for _ in range(10_000):
         log.info("small")
     assert handoff.queued_bytes <= 1 << 20
-    assert len(handoff) == ((1 << 20) - kept * (MAX_MESSAGE + 1)) // ITEM_BYTES
+    assert len(handoff) == ((1 << 20) - kept * CUT) // ITEM_BYTES
     # Once the worker took them, there is room again.
     handoff.take(len(handoff))
     log.info(MB2)
-    assert len(handoff) == 1 and handoff.queued_bytes == ITEM_BYTES + MAX_MESSAGE + 1
+    assert len(handoff) == 1 and handoff.queued_bytes == ITEM_BYTES + CUT
 
 
 def test_a_closed_or_full_queue_drops_sized_items_too() -> None:

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from sys import getsizeof
 from typing import Any
 
 import attrs
@@ -500,12 +501,13 @@ def test_spans_with_long_text_count_their_bytes(handoff: Handoff, tracer: Tracer
     with tracer.prod("attrs") as span:
         for i in range(10):
             span.set(f"k{i}", "x" * 10_000)  # each cut to MAX_STRING + "…"
-    assert handoff.queued_bytes == 2 * ITEM_BYTES + 10 * (MAX_STRING + 1)
+    assert handoff.queued_bytes == 2 * ITEM_BYTES + 10 * getsizeof("x" * MAX_STRING + "…")
     before = handoff.queued_bytes
     with tracer.prod("n" * 600) as span:
         span.event("e", a="y" * 300, b=["z" * 400, 1])
         span.set("list", ["w" * 500])
-    assert handoff.queued_bytes == before + ITEM_BYTES + 600 + 300 + 400 + 500
+    texts = ("n" * 600, "y" * 300, "z" * 400, "w" * 500)
+    assert handoff.queued_bytes == before + ITEM_BYTES + sum(getsizeof(t) for t in texts)
     before = handoff.queued_bytes
     with pytest.raises(ValueError), tracer.prod("error"):
         raise ValueError("v" * 1000)
