@@ -19,6 +19,7 @@ def main() -> None:
 def _register() -> None:
     # Imported for their side effect of adding commands to ``main``.
     from alamos.cli import (
+        budgets,  # noqa: F401
         demo,  # noqa: F401
         traces,  # noqa: F401
     )

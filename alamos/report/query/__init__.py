@@ -2,10 +2,28 @@
 
 ``recent_traces`` lists traces, ``load_trace`` loads one trace's spans and
 logs, and ``build_tree`` arranges them into a tree of :class:`TraceNode`
-(``trace_tree``).  It sits on the storage side (:mod:`alamos.report.sql`).
+(``trace_tree``).  ``budget_report`` and its companions (``budgets``) analyse
+frames in the database: time per budget, top offenders, spikes.  It sits on
+the storage side (:mod:`alamos.report.sql`).
 """
 
 from alamos.core.errors import TraceQueryError
+from alamos.report.query.budgets import (
+    DEFAULT_SPIKE_FACTOR,
+    DEFAULT_SPIKE_WINDOW,
+    DEFAULT_TOP,
+    BudgetMap,
+    BudgetReport,
+    BudgetStats,
+    FrameBudget,
+    FrameRow,
+    FrameStats,
+    Offender,
+    budget_report,
+    frame_budgets,
+    frames_of,
+    merge_offenders,
+)
 from alamos.report.query.trace_tree import TraceNode, build_tree, unattached_logs
 from alamos.report.query.traces import (
     TraceSummary,
@@ -15,11 +33,25 @@ from alamos.report.query.traces import (
 )
 
 __all__ = [
+    "DEFAULT_SPIKE_FACTOR",
+    "DEFAULT_SPIKE_WINDOW",
+    "DEFAULT_TOP",
+    "BudgetMap",
+    "BudgetReport",
+    "BudgetStats",
+    "FrameBudget",
+    "FrameRow",
+    "FrameStats",
+    "Offender",
     "TraceNode",
     "TraceQueryError",
     "TraceSummary",
+    "budget_report",
     "build_tree",
+    "frame_budgets",
+    "frames_of",
     "load_trace",
+    "merge_offenders",
     "recent_traces",
     "unattached_logs",
     "valid_trace_id",
