@@ -18,6 +18,7 @@ This is where the parts of :mod:`alamos.report` meet the tree.  It decides:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from alamos.core.exporter import Exporter
 from alamos.core.handoff import Item, Put
 from alamos.experiment.config import Config
 from alamos.experiment.root import RootState
-from alamos.experiment.snapshots import metric_records, report_records
+from alamos.experiment.snapshots import MetricSnapshots, report_records
 from alamos.report.pipeline.collector import Collector, Poller
 from alamos.report.pipeline.delivery import Delivery
 from alamos.report.pipeline.stats import drop_label
@@ -82,13 +83,16 @@ def build_pipeline(config: Config, state: RootState) -> None:
 
 def attach_root(config: Config, state: RootState, root: Experiment) -> None:
     """Wire the pieces that need the root: snapshots and the drop metric."""
-    state.final_snapshot = lambda: [*metric_records(root), *report_records(root)]
+    metrics = MetricSnapshots(root)
+    state.final_snapshot = lambda: [*metrics.full(), *report_records(root)]
     collector = state.collector
     if collector is None:
         return
-    collector.add_poller(
-        Poller("metrics", config.metrics_interval, lambda: metric_records(root), at_flush=True)
-    )
+    # Every series at a flush (and close), only the changed ones periodically
+    # (see snapshots.py); the flush one first, so a periodic one due at the
+    # same turn finds nothing changed.
+    collector.add_poller(Poller("metrics at flush", math.inf, metrics.full, at_flush=True))
+    collector.add_poller(Poller("metrics", config.metrics_interval, metrics.changed))
     collector.add_poller(Poller("reports", config.report_interval, lambda: report_records(root)))
     # Only the queue, close running out of time, a failing spool or the database
     # refusing records can drop them.
