@@ -14,6 +14,7 @@ import attrs
 import pytest
 
 import alamos
+from alamos.core.ids import hex_id
 from alamos.core.level import Level
 from alamos.core.records import (
     EventRecord,
@@ -155,15 +156,22 @@ def test_fast_constructors_build_the_same_frozen_record(fast: Any, cls: Any, rec
 
 
 def test_ids_out_of_range_are_still_formatted() -> None:
-    # A malformed remote context can carry a trace id of more than 128 bits.
+    # An id of more than 128 bits is still formatted in full, never an error.
+    assert hex_id(int("f" * 40, 16), 16) == "f" * 40
+    assert hex_id(1, 8) == "0" * 15 + "1"
+
+
+def test_a_remote_trace_id_out_of_range_starts_a_fresh_trace() -> None:
+    # Issue 10, defect 2: such an id once made a row the database refused for
+    # ever; a remote parent needs exactly 32 hex digits, else a fresh trace (W3C).
     rec = Recorder()
     root = rec.new("server")
     with root.trace.prod("handle", parent=SpanContext("f" * 40, "1" * 16)):
         pass
     root.close()
     (record,) = rec.spans(name="handle")
-    assert record.trace_id == "f" * 40
-    assert record.parent_id == "1" * 16
+    assert len(record.trace_id) == 32 and record.trace_id != "f" * 32
+    assert record.parent_id is None
     assert len(record.span_id) == 16
 
 
