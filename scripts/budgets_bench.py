@@ -9,9 +9,11 @@ directly (``executemany`` on SQLite, ``COPY`` on PostgreSQL) into a SQLite
 file in a temporary directory and into a fresh database of a throwaway
 PostgreSQL cluster (``tests/pg.py``; or the server of ``ALAMOS_BENCH_PG_URL``,
 where a database is created and dropped).  Each query runs in a fresh
-subprocess, which reports its wall time and its peak RSS
-(``resource.getrusage``) before and after the query: the work runs in the
-database, so the client's peak must not grow with the number of spans.
+subprocess, which reports its wall time and its peak RSS before and after the
+query (``VmHWM`` of ``/proc/self/status``, and ``resource.getrusage``'s
+``ru_maxrss``, which Linux carries over from the process that started the
+subprocess, so it can hide a smaller peak): the work runs in the database, so
+the client's peak must not grow with the number of spans.
 
 Shapes:
 
@@ -177,9 +179,19 @@ def fill_postgresql(url: str, shape: str, n_spans: int, index: bool) -> None:
 _CHILD = r"""
 import json, resource, sys, time
 from alamos.report.query import budget_report, frame_budgets
+
+def hwm_kib():
+    # The peak RSS of this process image (reset at exec, unlike ru_maxrss,
+    # which Linux carries over from the process that started us).
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return -1
+
 url, frame, which = sys.argv[1], sys.argv[2], sys.argv[3]
 budgets = json.loads(sys.argv[4])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before, hwm_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, hwm_kib()
 t0 = time.perf_counter()
 if which == "report":
     r = budget_report(url, frame, budgets)
@@ -190,6 +202,8 @@ else:
 out["seconds"] = time.perf_counter() - t0
 out["rss_before_kib"] = before
 out["rss_peak_kib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+out["hwm_before_kib"] = hwm_before
+out["hwm_peak_kib"] = hwm_kib()
 print(json.dumps(out))
 """
 
@@ -209,10 +223,14 @@ def measure(url: str, frame: str, which: str) -> dict[str, object]:
 def report(label: str, url: str, shape: str) -> None:
     for which in ("report", "frame_budgets"):
         m = measure(url, FRAME[shape], which)
-        peak, before = int(m.pop("rss_peak_kib")), int(m.pop("rss_before_kib"))  # type: ignore[call-overload]
+        kib = {k: int(m.pop(k)) for k in [k for k in m if k.endswith("_kib")]}  # type: ignore[call-overload]
+        seconds = float(m.pop("seconds"))  # type: ignore[arg-type]
         print(
-            f"{label:<12} {which:<14} {m.pop('seconds'):7.2f} s   peak RSS {peak / 1024:6.1f} MiB "
-            f"(+{(peak - before) / 1024:.1f} MiB over the process before the query)   {m}",
+            f"{label:<11} {which:<14} {seconds:6.2f} s"
+            f"   peak RSS {kib['hwm_peak_kib'] / 1024:6.1f} MiB"
+            f" (+{(kib['hwm_peak_kib'] - kib['hwm_before_kib']) / 1024:.1f} MiB in the query;"
+            f" getrusage ru_maxrss {kib['rss_before_kib'] / 1024:.1f} -> "
+            f"{kib['rss_peak_kib'] / 1024:.1f} MiB)   {m}",
             flush=True,
         )
 
