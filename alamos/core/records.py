@@ -51,6 +51,18 @@ class _Built:
         return self
 
 
+class _Leveled(_Built):
+    """A record exported at its own ``level`` field."""
+
+    __slots__ = ()
+
+    level: Level
+
+    @property
+    def export_level(self) -> Level:
+        return self.level
+
+
 @attrs.frozen(slots=True)
 class EventRecord:
     """A point in time inside a span (``span.event("flushed", pages=3)``)."""
@@ -61,7 +73,7 @@ class EventRecord:
 
 
 @attrs.frozen(slots=True)
-class SpanRecord(_Built):
+class SpanRecord(_Leveled):
     """A finished span."""
 
     table: ClassVar[str] = "alamos_spans"
@@ -91,10 +103,6 @@ class SpanRecord(_Built):
     @property
     def duration_ns(self) -> int:
         return self.end_ns - self.start_ns
-
-    @property
-    def export_level(self) -> Level:
-        return self.level
 
     @property
     def id(self) -> str:
@@ -128,7 +136,7 @@ class LogRecord(_Built):
 
 
 @attrs.frozen(slots=True)
-class MetricRecord(_Built):
+class MetricRecord(_Leveled):
     """One sample of one metric (one label set) at ``ts_ns``.
 
     Counters and gauges fill ``value``; histograms fill ``sum``, ``count`` and
@@ -152,13 +160,9 @@ class MetricRecord(_Built):
     node: str
     level: Level = Level.PROD
 
-    @property
-    def export_level(self) -> Level:
-        return self.level
-
 
 @attrs.frozen(slots=True)
-class ReportRecord(_Built):
+class ReportRecord(_Leveled):
     """The output of one attached report provider at ``ts_ns``."""
 
     table: ClassVar[str] = "alamos_reports"
@@ -172,10 +176,6 @@ class ReportRecord(_Built):
     service: str
     node: str
     level: Level = Level.PROD
-
-    @property
-    def export_level(self) -> Level:
-        return self.level
 
 
 @attrs.frozen(slots=True)
