@@ -12,6 +12,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -149,3 +150,25 @@ def run_script(
         timeout=timeout,
         check=False,
     )
+
+
+def returns_within(seconds: float, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` in a thread; fail (instead of hanging) if it has not
+    returned after ``seconds``: a "did not hang" guard around a call that
+    used to block forever, not a performance assertion."""
+    out: list[Any] = []
+    errors: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            out.append(fn())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=main, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still blocked after {seconds} s"
+    if errors:
+        raise errors[0]
+    return out[0]

@@ -28,6 +28,7 @@ from alamos.report.pipeline.delivery import Delivery
 from alamos.report.pipeline.spool import DeadLetters, Spool
 from alamos.report.pipeline.stats import drop_label
 
+from .pipeline_support import returns_within
 from .test_delivery import HANG, SqliteExporter, batch, ids_of, wait_until
 
 POISON = "poison"
@@ -89,28 +90,6 @@ def make_delivery(tmp_path: Path) -> Iterator[Callable[..., Delivery]]:
     yield make
     for delivery in made:
         delivery.close(HANG)
-
-
-def returns_within(seconds: float, fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` in a thread; fail (instead of hanging) if it has not
-    returned after ``seconds`` (a "did not hang" guard around a call that
-    used to block forever, not a performance assertion)."""
-    out: list[Any] = []
-    errors: list[BaseException] = []
-
-    def main() -> None:
-        try:
-            out.append(fn())
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=main, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), f"still blocked after {seconds} s"
-    if errors:
-        raise errors[0]
-    return out[0]
 
 
 # -- #1: close tries the exporter once more --------------------------------------------
@@ -292,8 +271,8 @@ def test_flush_and_close_return_while_the_thread_is_stuck_spooling(
     delivery.submit([stuck_report(value)])
     try:
         assert value.entered.wait(HANG)
-        assert returns_within(0.5 + 1.0, lambda: delivery.flush(0.5)) is False
-        assert returns_within(0.5 + 1.0, lambda: delivery.close(0.5)) is False
+        assert returns_within(0.5 + 3.0, lambda: delivery.flush(0.5)) is False
+        assert returns_within(0.5 + 3.0, lambda: delivery.close(0.5)) is False
         # Still in the thread's hands: not durable, not dropped, but pending.
         assert delivery.close_pending == 1 and delivery.stats.dropped == 0
     finally:
@@ -329,7 +308,7 @@ def test_close_returns_in_time_when_the_exporter_hangs(tmp_path: Path) -> None:
     exporter.hang_export = True
     delivery = Delivery(exporter, spool_dir=tmp_path / "spool")
     try:
-        assert returns_within(0.5 + 1.0, lambda: delivery.close(0.5)) is True
+        assert returns_within(0.5 + 3.0, lambda: delivery.close(0.5)) is True
         assert exporter.entered.is_set()  # the replay was tried, on the delivery thread
         assert not exporter.closed
     finally:
