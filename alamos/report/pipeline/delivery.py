@@ -618,10 +618,13 @@ class Delivery:
             with self._cond:
                 held = [b for b in (self._inflight, *self._queue) if b is not None]
                 batch = next((b for b in held if not b.settled), None)
+                # Claimed in the same critical section in which it was found
+                # unsettled: finish_close() skips the batch in flight, and
+                # drops (settles) only batches not claimed, so a batch is
+                # never both dropped and exported.
+                self._inflight = batch
             if batch is None:
                 break
-            with self._cond:
-                self._inflight = batch
             try:
                 stored = self._export(batch.records)
             except _Partial as partial:
