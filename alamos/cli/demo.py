@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from alamos.cli import main
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 DEFAULT_DB = "sqlite:///alamos.db"
 
@@ -110,6 +114,51 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
     for path in sorted(set(logs) - {r["path"] for r in summary["layers"]}):
         levels = logs[path]
         table.add_row(path, "0", "-", "-", "0", ", ".join(f"{k}={v}" for k, v in levels.items()))
+    console.print(table)
+    _print_budgets(console, url, since)
+
+
+def _print_budgets(console: Console, url: str, since: int) -> None:
+    """The frame-budget summary: where each request's time goes, per layer."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from alamos.core.errors import TraceQueryError
+    from alamos.demo.summary import DEMO_FRAMES, frame_budgets
+
+    try:
+        reports = frame_budgets(url, since)
+    except TraceQueryError as exc:
+        console.print(Text(f"frame budgets unavailable: {exc}", style="yellow"))
+        return
+    reports = [r for r in reports if r.frame.frames]
+    if not reports:
+        console.print(f"Frame budgets: no {' or '.join(map(repr, DEMO_FRAMES))} frames recorded")
+        return
+    table = Table(title="Frame budgets (share of the frames' time; budgets nest)")
+    for col in ("frame", "budget", "frames", "count", "total ms", "mean ms", "share"):
+        table.add_column(col, justify="left" if col in ("frame", "budget") else "right")
+    for report in reports:
+        f = report.frame
+        table.add_row(
+            Text(f.name, style="bold"),
+            "(frame)",
+            f"{f.frames:,}",
+            f"{f.frames:,}",
+            _ms(f.total_ns),
+            _ms(f.mean_ns),
+            "100.0%",
+        )
+        for b in report.budgets:
+            table.add_row(
+                "",
+                b.budget,
+                f"{b.frames:,}",
+                f"{b.count:,}",
+                _ms(b.total_ns),
+                _ms(b.mean_ns),
+                "-" if b.share is None else f"{b.share * 100:.1f}%",
+            )
     console.print(table)
 
 

@@ -1,8 +1,13 @@
-"""The demo's per-layer summary, read back from the database with SQL.
+"""The demo's summaries, read back from the database with SQL.
 
-Percentiles use window functions (``ROW_NUMBER`` / ``COUNT`` over a
-partition) so the same query runs on SQLite and PostgreSQL.  Every value is
-a bound parameter.
+Per layer: percentiles use window functions (``ROW_NUMBER`` / ``COUNT`` over
+a partition) so the same query runs on SQLite and PostgreSQL.  Every value
+is a bound parameter.
+
+Frame budgets: the api handler's spans (``GET /kv``, ``PUT /kv``) are the
+frames, and :data:`DEMO_BUDGETS` charges what runs below them to the layers,
+through :func:`~alamos.report.query.budget_report` (SQL in the database, so
+storage processes' spans count too: they are found by trace/parent links).
 """
 
 from __future__ import annotations
@@ -11,7 +16,26 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["LAYER_SQL", "LOGS_SQL", "summarise"]
+from alamos.report.query import BudgetMap, BudgetReport, budget_report
+
+__all__ = ["DEMO_BUDGETS", "DEMO_FRAMES", "LAYER_SQL", "LOGS_SQL", "frame_budgets", "summarise"]
+
+#: The api layer's handler spans (``Api.handle``): one frame per request.
+DEMO_FRAMES = ("GET /kv", "PUT /kv")
+
+#: The demo's layers as budgets, by the span names each records
+#: (:mod:`alamos.demo.layers`).  ``* storage`` is the HTTP call to a storage
+#: process (``--workers``); the storage server's ``GET /page`` inside it is
+#: the same budget, so it is not counted again (outermost only).  The budgets
+#: nest (cesium calls storage, storage calls the wal), so shares add up to
+#: more than 100%.
+DEMO_BUDGETS = BudgetMap.from_mapping(
+    {
+        "cesium": ["read", "write"],
+        "storage": ["read_page", "write_page", "* storage", "* /page"],
+        "wal": "fsync",
+    }
+)
 
 LAYER_SQL = sa.text(
     """
@@ -59,3 +83,11 @@ def summarise(url: str, since_ns: int, service_like: str = "%") -> dict[str, Any
     finally:
         engine.dispose()
     return {"layers": layers, "logs": logs}
+
+
+def frame_budgets(url: str, since_ns: int) -> list[BudgetReport]:
+    """One :class:`~alamos.report.query.BudgetReport` per frame in
+    :data:`DEMO_FRAMES`, over the frames started since ``since_ns`` (this
+    run's), with :data:`DEMO_BUDGETS`; a frame nobody recorded has
+    ``frame.frames == 0``.  No top offenders are printed, so one is asked for."""
+    return [budget_report(url, f, DEMO_BUDGETS, since_ns=since_ns, top=1) for f in DEMO_FRAMES]

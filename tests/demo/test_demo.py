@@ -4,6 +4,7 @@ real database, and a summary read back with SQL."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from alamos.demo.summary import summarise
+from alamos.demo.summary import DEMO_FRAMES, frame_budgets, summarise
 from alamos.report.sql import normalize_url
 
 LAYERS = {"demo.api", "demo.cesium", "demo.client", "demo.storage", "demo.storage.wal"}
@@ -62,6 +63,38 @@ def test_demo_on_the_embedded_default_writes_alamos_db_and_summarises(tmp_path: 
         " AND p.path = 'demo.client' AND p.trace_id = s.trace_id)",
     )
     assert orphans == [(0,)]
+    _assert_budget_table(out, f"sqlite:///{db}")
+
+
+def _assert_budget_table(out: str, url: str) -> None:
+    """The frame-budget table is printed, with the demo's budgets and the
+    database's frame counts."""
+    assert "Frame budgets" in out
+    table = out[out.index("Frame budgets") :]
+    for column in ("frame", "budget", "frames", "count", "total ms", "mean ms", "share"):
+        assert column in table
+    for budget in ("cesium", "storage", "wal"):
+        assert f" {budget} " in table
+    for frame in DEMO_FRAMES:
+        ((n,),) = _rows(url, f"SELECT COUNT(*) FROM alamos_spans WHERE name = '{frame}'")
+        assert isinstance(n, int) and n > 0
+        assert re.search(rf"{re.escape(frame)} +│ \(frame\) +│ +{n:,} ", table), (frame, n)
+
+
+def test_budget_summary_of_an_empty_database_says_so(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from alamos.cli.demo import _print_budgets
+    from alamos.report.sql.schema import ensure_schema
+
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    engine = sa.create_engine(normalize_url(url))
+    ensure_schema(engine)
+    engine.dispose()
+    assert [r.frame.frames for r in frame_budgets(url, 0)] == [0, 0]
+    console = Console(width=120, record=True)
+    _print_budgets(console, url, 0)
+    assert "Frame budgets: no 'GET /kv' or 'PUT /kv' frames recorded" in console.export_text()
 
 
 def test_summary_percentiles_and_errors_come_from_sql(tmp_path: Path) -> None:
@@ -118,6 +151,7 @@ def test_demo_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     result = _run_demo(tmp_path, "--db", pg_url, "--workers", "2")
     assert result.returncode == 0, result.stderr
     assert "Per-layer summary" in result.stdout
+    _assert_budget_table(result.stdout, pg_url)
     services = {r[0] for r in _rows(pg_url, "SELECT DISTINCT service FROM alamos_spans")}
     assert services == {"demo-api", "demo-storage-1"}
     assert not (tmp_path / "alamos.db").exists()
