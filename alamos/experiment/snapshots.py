@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment
     from alamos.metrics.metric import Sample
 
-__all__ = ["MetricSnapshots", "metric_records", "report_records"]
+__all__ = ["MetricSnapshots", "report_records"]
 
 #: What a NaN value is compared as: NaN != NaN, and an unchanged NaN gauge is unchanged.
 _NAN = "NaN"
@@ -123,12 +123,6 @@ def _values(s: Sample) -> _Values:
         s["count"],
         None if buckets is None else tuple(buckets.values()),
     )
-
-
-def metric_records(root: Experiment) -> list[MetricRecord]:
-    """One record per enabled metric and label set in the tree (a full
-    snapshot, remembering nothing)."""
-    return MetricSnapshots(root).full()
 
 
 def report_records(root: Experiment) -> list[ReportRecord]:
