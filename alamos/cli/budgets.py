@@ -19,7 +19,7 @@ import attrs
 import click
 
 from alamos.cli import main
-from alamos.cli.traces import _when, clean, db_option, parse_since
+from alamos.cli.traces import _when, clean, db_option, since_ns
 from alamos.report.query import (
     DEFAULT_SPIKE_FACTOR,
     DEFAULT_SPIKE_WINDOW,
@@ -187,18 +187,13 @@ def budgets(
             bmap = BudgetMap.from_toml(budgets_file)
         except ValueError as exc:
             raise click.BadParameter(clean(str(exc), 2000), param_hint="--budgets") from None
-    since_ns = None
-    if since is not None:
-        try:
-            since_ns = parse_since(since)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--since") from None
+    since_at = since_ns(since)
     try:
         report = budget_report(
             db,
             frame,
             bmap,
-            since_ns=since_ns,
+            since_ns=since_at,
             top=top,
             spike_factor=spike_factor,
             spike_window=spike_window,
@@ -206,7 +201,7 @@ def budgets(
         spikes = frames_of(
             db,
             frame,
-            since_ns=since_ns,
+            since_ns=since_at,
             spike_factor=spike_factor,
             spike_window=spike_window,
             spikes_only=True,

@@ -77,6 +77,17 @@ def parse_since(text: str, now_ns: int | None = None) -> int:
     return now - int(seconds * 1e9)
 
 
+def since_ns(since: str | None) -> int | None:
+    """The ``--since`` option as a time in ns (``None`` if not given), or a
+    usage error naming the option."""
+    if since is None:
+        return None
+    try:
+        return parse_since(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+
+
 def _ms(ns: int) -> str:
     return f"{ns / 1e6:.3f} ms"
 
@@ -183,14 +194,10 @@ def trace(trace_id: str, db: str) -> None:
 def traces(db: str, path: str | None, since: str | None, errors: bool, limit: int) -> None:
     """List recent traces, newest first, one line each: trace id, start time,
     root span, services, span count, duration and status."""
-    since_ns = None
-    if since is not None:
-        try:
-            since_ns = parse_since(since)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--since") from None
     try:
-        found = recent_traces(db, path=path, since_ns=since_ns, errors_only=errors, limit=limit)
+        found = recent_traces(
+            db, path=path, since_ns=since_ns(since), errors_only=errors, limit=limit
+        )
     except TraceQueryError as exc:
         raise _fail(str(exc)) from None
     for t in found:
