@@ -9,6 +9,12 @@ Databases:
 * ``sqlite_url``: the URL of a SQLite file in the test's ``tmp_path``.
 * ``db_url``: both of the above in turn (parametrised; the PostgreSQL case is
   marked ``postgres``).
+
+Trees:
+
+* ``rec``: the ``alamos_recorder`` of the pytest plugin (a fresh Recorder);
+* ``root``: ``rec.new("server")``, every level on.  A test module that needs
+  another root defines its own ``root``.
 """
 
 from __future__ import annotations
@@ -19,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from alamos import Experiment
+from alamos.testing import Recorder
 
 try:  # tests/ on sys.path (rootdir-relative imports, the default)
     from pg import INSTALL_HINT, PgServer, PgUnavailable, pg_server_from_env
@@ -79,3 +88,13 @@ def db_url(request: Any) -> str:
     """Each backend in turn: a SQLite file, then a PostgreSQL database."""
     fixture = "sqlite_url" if request.param == "sqlite" else "pg_url"
     return str(request.getfixturevalue(fixture))
+
+
+@pytest.fixture
+def rec(alamos_recorder: Recorder) -> Recorder:
+    return alamos_recorder
+
+
+@pytest.fixture
+def root(rec: Recorder) -> Experiment:
+    return rec.new("server")

@@ -14,11 +14,6 @@ LEVEL_ERROR = (
 )
 
 
-@pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
 def names(rec: Recorder) -> set[tuple[str, str]]:
     return {(s.path, s.name) for s in rec.spans()}
 

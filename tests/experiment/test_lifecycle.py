@@ -48,11 +48,6 @@ class ListExporter:
         return [r for r in self.records if isinstance(r, SpanRecord)]
 
 
-@pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
 # -- close ----------------------------------------------------------------------------
 
 

@@ -17,11 +17,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
-@pytest.fixture
 def root(rec: Recorder) -> Experiment:
     return rec.new("server", level="prod")
 

@@ -18,17 +18,6 @@ from alamos.experiment.keys import MAX_KEY_LENGTH, MAX_PATH_LENGTH
 from alamos.report.sql import normalize_url
 from alamos.testing import Recorder
 
-
-@pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
-@pytest.fixture
-def root(rec: Recorder) -> Experiment:
-    return rec.new("server")
-
-
 # -- sub, find, navigation ----------------------------------------------------------
 
 

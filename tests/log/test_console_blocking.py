@@ -22,11 +22,6 @@ BLOCK = 5.0  # how long a stuck sink holds a caller, at most, in these tests
 
 
 @pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
-@pytest.fixture
 def stuck_sink() -> Iterator[threading.Event]:
     """A loguru sink that blocks until released (as a full pipe would)."""
     release = threading.Event()

@@ -32,16 +32,6 @@ CUT = getsizeof(MB2[:MAX_MESSAGE] + "…")
 HANG = 120.0
 
 
-@pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
-@pytest.fixture
-def root(rec: Recorder) -> Experiment:
-    return rec.new("server")
-
-
 def logger_on(handoff: Handoff) -> Logger:
     """A logger putting into ``handoff``, which has no worker: what is put stays."""
     return Logger(LiveScope(Scope("svc", bench=True, debug=True, prod=True)), handoff.put, False)

@@ -26,16 +26,6 @@ METHODS = {
 
 
 @pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
-@pytest.fixture
-def root(rec: Recorder) -> Experiment:
-    return rec.new("server")
-
-
-@pytest.fixture
 def sink() -> Iterator[list[Any]]:
     """A loguru sink of this test (removed after): the loguru records it got."""
     got: list[Any] = []

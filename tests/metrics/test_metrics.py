@@ -18,11 +18,6 @@ from alamos.testing import Recorder
 
 
 @pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
-@pytest.fixture
 def root(rec: Recorder) -> Experiment:
     return rec.new("server", level="prod")
 

@@ -19,16 +19,6 @@ from alamos.core.attributes import (
 from alamos.testing import Recorder
 
 
-@pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
-@pytest.fixture
-def root(rec: Recorder) -> Experiment:
-    return rec.new("server")
-
-
 class Thing:
     def __repr__(self) -> str:
         return "<Thing>"

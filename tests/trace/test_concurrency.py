@@ -21,16 +21,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
-@pytest.fixture
-def root(rec: Recorder) -> Experiment:
-    return rec.new("server")
-
-
 def assert_children_of(rec: Recorder, parent: str, children: list[str]) -> None:
     p = rec.span(name=parent)
     for name in children:

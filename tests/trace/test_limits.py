@@ -44,16 +44,6 @@ PARENT = "00f067aa0ba902b7"
 HANG = 120.0
 
 
-@pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
-@pytest.fixture
-def root(rec: Recorder) -> Experiment:
-    return rec.new("server")
-
-
 # -- remote parents ---------------------------------------------------------------------
 
 

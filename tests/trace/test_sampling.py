@@ -16,11 +16,6 @@ TRACE_HIGH = "ab" * 8 + HIGH
 PARENT = "00f067aa0ba902b7"
 
 
-@pytest.fixture
-def rec(alamos_recorder: Recorder) -> Recorder:
-    return alamos_recorder
-
-
 def roots_sampled(root: Experiment, n: int = 200) -> int:
     count = 0
     for _ in range(n):
