@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from alamos.core.context import SpanContext
 from alamos.core.errors import (
     AlamosError,
+    MetricsPortInUse,
     RecordsRejected,
     SchemaVersionError,
     TraceQueryError,
@@ -79,6 +80,7 @@ __all__ = [
     "Level",
     "LogRecord",
     "MetricRecord",
+    "MetricsPortInUse",
     "NoopSpan",
     "RecordsRejected",
     "ReportRecord",

@@ -14,6 +14,7 @@ from typing import Any
 
 __all__ = [
     "AlamosError",
+    "MetricsPortInUse",
     "RecordsRejected",
     "SchemaVersionError",
     "TraceQueryError",
@@ -59,3 +60,9 @@ class RecordsRejected(AlamosError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class MetricsPortInUse(AlamosError, OSError):
+    """``alamos.metrics.serve(..., if_taken="raise")`` found its port taken:
+    another process (often another worker of the same server) has it.  The
+    message says how to expose the metrics of several workers instead."""

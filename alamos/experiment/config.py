@@ -18,6 +18,7 @@ from alamos.core.handoff import check_max_bytes
 from alamos.experiment.filter import Filter, coerce_filter
 from alamos.experiment.keys import validate_key
 from alamos.trace.sampling import Sampler, coerce_sampler
+from alamos.trace.tracer import check_ignore
 
 __all__ = ["ENV_CONSOLE", "ENV_DB", "ENV_SPOOL", "Config"]
 
@@ -48,6 +49,10 @@ class Config:
     metrics_interval: float
     report_interval: float
     spool_dir: Path
+    ignore: tuple[type[BaseException], ...]
+    """Exception types every span of the tree treats as expected."""
+    process_metrics: bool
+    """Process and GC collectors in ``root.registry``."""
 
     @classmethod
     def read(
@@ -70,6 +75,8 @@ class Config:
         metrics_interval: float,
         report_interval: float,
         spool_dir: str | os.PathLike[str] | None,
+        ignore: Sequence[type[BaseException]] = (),
+        process_metrics: bool = True,
     ) -> Config:
         """The arguments of :func:`alamos.new`, checked, with the environment's defaults."""
         validate_key(key)
@@ -104,6 +111,8 @@ class Config:
             metrics_interval=metrics_interval,
             report_interval=report_interval,
             spool_dir=Path(spool_dir) if spool_dir is not None else _default_spool_dir(),
+            ignore=check_ignore(ignore),
+            process_metrics=bool(process_metrics),
         )
 
 

@@ -26,7 +26,7 @@ from alamos.log.logger import Logger
 from alamos.metrics.factory import Metrics, NoopMetrics
 from alamos.report.pipeline.stats import CloseResult, PipelineStats, pipeline_stats
 from alamos.report.providers import Provider, call_provider
-from alamos.trace.tracer import Tracer
+from alamos.trace.tracer import Tracer, check_ignore
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -80,6 +80,7 @@ class Experiment:
             child = self._children.get(key)
             if child is None:
                 child = Experiment(state, key, self)
+                child.trace.set_ignore(self.trace.ignore)
                 child._refresh()
                 self._children[key] = child
                 state.index[child.path] = child
@@ -180,6 +181,21 @@ class Experiment:
         except ValueError as exc:
             raise ValueError(f"invalid debug session path: {exc}") from None
         return DebugSession(self._root_state, target, parse_level(level))
+
+    # -- expected exceptions ----------------------------------------------------
+
+    def ignore(self, *types: type[BaseException]) -> None:
+        """Treat exceptions of ``types`` leaving a span of this experiment or
+        of its subtree (children made later included) as *expected*: recorded
+        as an ``exception`` event (``expected=True``), the span not marked as
+        an error.  Adds to the types given before; ``alamos.new(...,
+        ignore=...)`` does it for the whole tree, the span factories'
+        ``ignore=`` for one span."""
+        check_ignore(types)
+        with self._root_state.lock:
+            for exp in self.walk():
+                known = exp.trace.ignore
+                exp.trace.set_ignore(known + tuple(t for t in types if t not in known))
 
     # -- reports --------------------------------------------------------------
 

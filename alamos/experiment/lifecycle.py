@@ -16,6 +16,7 @@ from alamos.experiment.config import Config
 from alamos.experiment.experiment import Experiment
 from alamos.experiment.pipeline import attach_root, build_pipeline, exporters_of
 from alamos.experiment.root import RootState, default_node
+from alamos.metrics.exposition import add_process_collectors
 
 __all__ = ["new"]
 
@@ -39,6 +40,8 @@ def new(
     metrics_interval: float = 10.0,
     report_interval: float = 60.0,
     spool_dir: str | os.PathLike[str] | None = None,
+    ignore: Sequence[type[BaseException]] = (),
+    process_metrics: bool = True,
 ) -> Experiment:
     """Create the root of a new experiment tree.  See the README for every option."""
     config = Config.read(
@@ -59,6 +62,8 @@ def new(
         metrics_interval=metrics_interval,
         report_interval=report_interval,
         spool_dir=spool_dir,
+        ignore=ignore,
+        process_metrics=process_metrics,
     )
     state = RootState(
         level_filter=config.level,
@@ -72,6 +77,9 @@ def new(
     )
     build_pipeline(config, state)
     root = Experiment(state, key, None)
+    root.trace.set_ignore(config.ignore)
+    if config.process_metrics:
+        add_process_collectors(state.registry)
     state.index[root.path] = root
     root._refresh()
     root._announce()
