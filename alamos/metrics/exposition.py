@@ -27,6 +27,7 @@ from prometheus_client import values as prom_values
 __all__ = [
     "ENV_MULTIPROC",
     "HasRegistry",
+    "MetricsApp",
     "add_process_collectors",
     "asgi_app",
     "exposition_registry",
@@ -78,16 +79,32 @@ def exposition_registry(root: HasRegistry) -> CollectorRegistry:
     return registry
 
 
-def asgi_app(root: HasRegistry) -> Any:
+class MetricsApp:
+    """The ASGI app of :func:`asgi_app`: an object, not a function, so that
+    Starlette's ``Route`` and FastAPI's ``add_route`` treat it as an ASGI app
+    (a plain function would be taken for a request handler)."""
+
+    __slots__ = ("_app", "registry")
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self._app = make_asgi_app(registry=registry)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
+
+
+def asgi_app(root: HasRegistry) -> MetricsApp:
     """An ASGI app serving the metrics of ``root``'s tree (every path answers
     with the exposition text, gzip if the client asks; prometheus_client's
-    ``make_asgi_app``).  Mount it in your application::
+    ``make_asgi_app``).  Route it in your application::
 
-        app.mount("/metrics", alamos.metrics.asgi_app(root))
+        app.add_route("/metrics", alamos.metrics.asgi_app(root))   # FastAPI, Starlette
+        app.mount("/metrics", alamos.metrics.asgi_app(root))       # answers /metrics/
 
     In multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), whichever worker
     answers shows the sum of all of them."""
-    return make_asgi_app(registry=exposition_registry(root))
+    return MetricsApp(exposition_registry(root))
 
 
 def add_process_collectors(registry: CollectorRegistry) -> None:
