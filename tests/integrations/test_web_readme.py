@@ -78,8 +78,10 @@ def shop(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path, s
     port = _free_port()
     env = _env(tmp_path, ALAMOS_DB=db, PROMETHEUS_MULTIPROC_DIR=str(prom))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "shop:app", "--host", "127.0.0.1"]
-        + ["--port", str(port), "--workers", "2", "--log-level", "warning"],
+        [
+            *(sys.executable, "-m", "uvicorn", "shop:app", "--host", "127.0.0.1"),
+            *("--port", str(port), "--workers", "2", "--log-level", "warning"),
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
