@@ -29,8 +29,9 @@ database, and imports follow the same direction (import-linter contracts in
 3. ``alamos.experiment``, the composition root, is the only package that
    imports all of the above: it reads the configuration, builds the pipeline
    and the tree.
-4. ``alamos.testing``, ``alamos.asgi``, ``alamos.httpx``, ``alamos.demo`` and
-   ``alamos.cli`` sit on top.
+4. ``alamos.testing``, ``alamos.asgi`` and ``alamos.httpx`` sit on top of
+   it, then ``alamos.demo`` (which runs on the integrations), then
+   ``alamos.cli``.
 """
 
 from typing import TYPE_CHECKING, Any

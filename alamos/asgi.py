@@ -168,7 +168,8 @@ class AlamosMiddleware:
                     span.set("http.response.status_code", code)
                     if code >= 500:
                         span.set("error.type", str(code))
-                        span.set_status("error", f"HTTP {code}")
+                        if span.status != "error":  # keep an error the app recorded
+                            span.set_status("error", f"HTTP {code}")
             await send(message)
 
         active = self._active

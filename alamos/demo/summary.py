@@ -4,10 +4,11 @@ Per layer: percentiles use window functions (``ROW_NUMBER`` / ``COUNT`` over
 a partition) so the same query runs on SQLite and PostgreSQL.  Every value
 is a bound parameter.
 
-Frame budgets: the api handler's spans (``GET /kv``, ``PUT /kv``) are the
-frames, and :data:`DEMO_BUDGETS` charges what runs below them to the layers,
-through :func:`~alamos.report.query.budget_report` (SQL in the database, so
-storage processes' spans count too: they are found by trace/parent links).
+Frame budgets: the api server's request spans (``GET /kv/{key}``, ``PUT
+/kv/{key}``, the middleware's) are the frames, and :data:`DEMO_BUDGETS`
+charges what runs below them to the layers, through
+:func:`~alamos.report.query.budget_report` (SQL in the database, so storage
+processes' spans count too: they are found by trace/parent links).
 """
 
 from __future__ import annotations
@@ -20,19 +21,21 @@ from alamos.report.query import BudgetMap, BudgetReport, budget_report
 
 __all__ = ["DEMO_BUDGETS", "DEMO_FRAMES", "LAYER_SQL", "LOGS_SQL", "frame_budgets", "summarise"]
 
-#: The api layer's handler spans (``Api.handle``): one frame per request.
-DEMO_FRAMES = ("GET /kv", "PUT /kv")
+#: The api server's request spans (``AlamosMiddleware`` on ``demo.api``, named
+#: after the route template): one frame per request.
+DEMO_FRAMES = ("GET /kv/{key}", "PUT /kv/{key}")
 
 #: The demo's layers as budgets, by the span names each records
 #: (:mod:`alamos.demo.layers`).  ``* storage`` is the HTTP call to a storage
-#: process (``--workers``); the storage server's ``GET /page`` inside it is
-#: the same budget, so it is not counted again (outermost only).  The budgets
+#: process (``--workers``); the httpx client span and the storage server's
+#: ``GET /page/{key}`` inside it are the same budget, so they are not counted
+#: again (outermost only).  The budgets
 #: nest (cesium calls storage, storage calls the wal), so shares add up to
 #: more than 100%.
 DEMO_BUDGETS = BudgetMap.from_mapping(
     {
         "cesium": ["read", "write"],
-        "storage": ["read_page", "write_page", "* storage", "* /page"],
+        "storage": ["read_page", "write_page", "* storage", "* /page/{key}"],
         "wal": "fsync",
     }
 )

@@ -94,7 +94,10 @@ def test_budget_summary_of_an_empty_database_says_so(tmp_path: Path) -> None:
     assert [r.frame.frames for r in frame_budgets(url, 0)] == [0, 0]
     console = Console(width=120, record=True)
     _print_budgets(console, url, 0)
-    assert "Frame budgets: no 'GET /kv' or 'PUT /kv' frames recorded" in console.export_text()
+    assert (
+        "Frame budgets: no 'GET /kv/{key}' or 'PUT /kv/{key}' frames recorded"
+        in console.export_text()
+    )
 
 
 def test_summary_percentiles_and_errors_come_from_sql(tmp_path: Path) -> None:
