@@ -68,22 +68,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def shop(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path, str]]:
-    """The README's app under ``uvicorn --workers 2`` (a real process)."""
-    (tmp_path / "shop.py").write_text(BLOCKS["shop.py"])
-    prom = tmp_path / "prom"
-    prom.mkdir()
-    db = f"sqlite:///{tmp_path / 'shop.db'}"
+def _uvicorn(
+    tmp_path: Path, module: str, code: str, **env: str
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """``module:app`` (``code``) under a real ``uvicorn --workers 2`` on a free
+    port, once it answers ``GET /``; the caller stops it."""
+    (tmp_path / f"{module}.py").write_text(code)
     port = _free_port()
-    env = _env(tmp_path, ALAMOS_DB=db, PROMETHEUS_MULTIPROC_DIR=str(prom))
     proc = subprocess.Popen(
         [
-            *(sys.executable, "-m", "uvicorn", "shop:app", "--host", "127.0.0.1"),
+            *(sys.executable, "-m", "uvicorn", f"{module}:app", "--host", "127.0.0.1"),
             *("--port", str(port), "--workers", "2", "--log-level", "warning"),
         ],
         cwd=tmp_path,
-        env=env,
+        env=_env(tmp_path, **env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -91,8 +89,8 @@ def shop(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path, s
     deadline = time.monotonic() + 60
     while True:
         try:
-            if httpx.get(f"{url}/items/1", timeout=2).status_code == 200:
-                break
+            httpx.get(f"{url}/", timeout=2)
+            return url, proc
         except httpx.TransportError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -100,7 +98,19 @@ def shop(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path, s
             out = proc.communicate()[0].decode(errors="replace")
             pytest.fail(f"uvicorn did not start (exit {proc.returncode}):\n{out}")
         time.sleep(0.1)
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path, str]]:
+    """The README's app under ``uvicorn --workers 2`` (a real process)."""
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    db = f"sqlite:///{tmp_path / 'shop.db'}"
+    url, proc = _uvicorn(
+        tmp_path, "shop", BLOCKS["shop.py"], ALAMOS_DB=db, PROMETHEUS_MULTIPROC_DIR=str(prom)
+    )
     try:
+        assert httpx.get(f"{url}/items/1", timeout=10).status_code == 200
         yield url, proc, prom, db
     finally:
         if proc.poll() is None:
@@ -194,3 +204,65 @@ def test_two_uvicorn_workers_one_scrape_is_the_sum_and_sigterm_loses_nothing(
     assert {node for node, _ in latest} == {node for node, _ in spans}
     assert sum(v for (_, f), v in latest.items() if f == "true") == found
     assert sum(v for (_, f), v in latest.items() if f == "false") == missing
+
+
+SERVE_APP = """
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+import alamos
+from alamos.asgi import AlamosMiddleware, lifespan
+
+root = alamos.new("svc")
+started = root.metrics.counter("started", "Workers started")
+
+
+@contextlib.asynccontextmanager
+async def serve_metrics(app):
+    alamos.metrics.serve(root, port=PORT)  # every worker runs this: one gets the port
+    started.inc()
+    yield
+
+
+async def hello(request):
+    return PlainTextResponse("hello")
+
+
+app = AlamosMiddleware(
+    Starlette(routes=[Route("/", hello)], lifespan=lifespan(root, inner=serve_metrics)),
+    root.sub("http"),
+)
+"""
+
+
+def test_serve_in_every_worker_does_not_break_the_server(tmp_path: Path) -> None:
+    """Problem 2: with serve() in the lifespan of `uvicorn --workers 2`, the
+    second worker raised OSError (address in use) and uvicorn stopped."""
+    prom = tmp_path / "prom"
+    prom.mkdir()
+    metrics_port = _free_port()
+    code = SERVE_APP.replace("PORT", str(metrics_port))
+    url, proc = _uvicorn(tmp_path, "svc", code, PROMETHEUS_MULTIPROC_DIR=str(prom))
+    try:
+        # Both workers have started (each counted itself) and the one that
+        # got the port serves both workers' sum.
+        deadline = time.monotonic() + 30
+        samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        while samples.get(("svc_started_total", ())) != 2.0:
+            assert time.monotonic() < deadline, samples
+            time.sleep(0.1)
+            try:
+                samples = _scrape(f"http://127.0.0.1:{metrics_port}")
+            except httpx.TransportError:
+                continue
+        assert httpx.get(f"{url}/", timeout=10).text == "hello"
+        assert proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0].decode(errors="replace")
+    assert proc.returncode == 0, out
+    assert "is taken, probably by another worker" in out
+    assert "Traceback" not in out
