@@ -204,6 +204,8 @@ def _json_parts(
     """``(type, value, number)`` of attribute ``key``: its JSON type, its
     value as the driver gives it, and its value where it is a number (else NULL)."""
     attrs_col = spans.c.attributes
+    typ: ColumnElement[Any]
+    value: ColumnElement[Any]
     if dialect == "postgresql":
         # The operators rather than subscripts: jsonb subscripts need PostgreSQL 14.
         doc = type_coerce(attrs_col, JSONB)
