@@ -272,9 +272,8 @@ def _query(rule: Rule, dialect: str) -> Select[Any]:
 def _evaluate(
     rule: Rule, dialect: str, rows: Iterable[Any], step: int, path: str
 ) -> tuple[list[MetricRecord], RuleBackfill]:
-    match = rule.matcher()
+    match, key_of = rule.compiled()
     keys = _attribute_keys(rule)
-    sources = rule.sources
     label_names = rule.label_names
     extra = dict(rule.labels)
     nbounds = len(rule.bucket_bounds) if rule.kind == "histogram" else 0
@@ -286,18 +285,12 @@ def _evaluate(
         entries = []
         for row in group:
             m = row._mapping
+            # The attributes as label text already: the rule's label_value keeps text as is.
             attrs = {k: db_label_value(dialect, m[f"t{i}"], m[f"v{i}"]) for i, k in enumerate(keys)}
-
-            def attr(key: str, attrs: dict[str, str] = attrs) -> str:
-                return attrs.get(key, "")
-
-            if not match(row.path, row.name, row.level, row.status, attr):
+            fields = (row.path, row.name, row.level, row.status, attrs)
+            if match is not None and not match(*fields):
                 continue
-            builtins = {"path": row.path, "name": row.name, "level": row.level}
-            builtins["status"] = row.status
-            key = tuple(
-                builtins[s] if not s.startswith("attr:") else attr(s[5:]) for _, s in sources
-            )
+            key = key_of(*fields)
             entries.append((key, m))
         entries.sort(key=lambda e: e[0])  # a fixed order for the cardinality limit
         touched: set[tuple[str, ...] | None] = set()

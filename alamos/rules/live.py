@@ -56,7 +56,7 @@ from alamos.core.ids import new_record_id
 from alamos.core.level import Level
 from alamos.core.records import MetricRecord, Record, SpanRecord
 from alamos.rules.rule import OVERFLOW_METRIC, Rule, RuleSet, bucket_index, family_name
-from alamos.rules.values import label_value, numeric
+from alamos.rules.values import numeric
 
 __all__ = ["OVERFLOW_LABELS", "RuleEngine", "Series", "series_values"]
 
@@ -70,15 +70,17 @@ _LEVEL_NAMES = {lvl: str(lvl) for lvl in Level}
 
 class Series:
     """One series' running totals: ``count`` spans, ``total`` (duration in
-    integer ns, or the attribute's sum), and per-bucket counts (histograms;
-    not cumulative, the last one is ``+Inf``)."""
+    integer ns, or the attribute's sum), per-bucket counts (histograms; not
+    cumulative, the last one is ``+Inf``), and whether it changed since the
+    last snapshot."""
 
-    __slots__ = ("buckets", "count", "total")
+    __slots__ = ("buckets", "count", "dirty", "total")
 
     def __init__(self, buckets: int) -> None:
         self.count = 0
         self.total: int | float = 0
         self.buckets: list[int] | None = [0] * (buckets + 1) if buckets else None
+        self.dirty = True
 
 
 Values = tuple[float, float | None, float | None, dict[str, float] | None]
@@ -111,54 +113,64 @@ def _le(bound: float) -> str:
 
 
 class _Live:
-    """One rule's live state."""
+    """One rule's live state; ``add(record, level name)`` is built per rule
+    so that a span pays only for what its rule does."""
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
-        self.match = rule.matcher()
-        self.getters = tuple(_getter(source) for _, source in rule.sources)
         self.label_names = rule.label_names
         self.extra = tuple(rule.labels)
-        self.bounds_ns = rule.bucket_ns() if rule.kind == "histogram" else ()
-        self.nbuckets = len(self.bounds_ns)
-        self.duration = rule.aggregation in ("duration_sum", "duration_histogram")
-        self.attribute = rule.sum_attribute
-        self.max_series = rule.max_series
-        self.reset()
-
-    def reset(self) -> None:
+        self.nbuckets = len(rule.bucket_bounds) if rule.kind == "histogram" else 0
         self.series: dict[tuple[str, ...], Series] = {}
         self.overflow: Series | None = None
         self.overflowed = 0
-        self.dirty: set[tuple[str, ...] | None] = set()
-        self.overflow_dirty = False
+        self.overflow_exported = 0
+        self.add = self._make_add()
 
-    def add(self, r: SpanRecord, attr: Callable[[str], str], level: str) -> None:
-        if not self.match(r.path, r.name, level, r.status, attr):
-            return
-        key = tuple(get(r, attr) for get in self.getters)
-        s = self.series.get(key)
-        if s is None:
-            if len(self.series) < self.max_series:
-                s = self.series[key] = Series(self.nbuckets)
-            else:
-                s = self._to_overflow()
-                key = None  # type: ignore[assignment]
-        self.dirty.add(key)
-        s.count += 1
-        if self.duration:
-            d = r.end_ns - r.start_ns
-            s.total += d
-            if s.buckets is not None:
-                s.buckets[bucket_index(self.bounds_ns, d)] += 1
-        elif self.attribute is not None:
-            v = numeric(r.attributes.get(self.attribute))
-            if v is not None:
-                s.total += v
+    def reset(self) -> None:
+        self.series.clear()  # the same dict: add() holds it
+        self.overflow = None
+        self.overflowed = self.overflow_exported = 0
+
+    def _make_add(self) -> Callable[[SpanRecord, str], None]:
+        rule = self.rule
+        match, key_of = rule.compiled()
+        series = self.series
+        limit = rule.max_series
+        nbuckets = self.nbuckets
+        bounds_ns = rule.bucket_ns()
+        duration = rule.aggregation in ("duration_sum", "duration_histogram")
+        attribute = rule.sum_attribute
+        new = self._new
+
+        def add(r: SpanRecord, level: str) -> None:
+            a = r.attributes
+            if match is not None and not match(r.path, r.name, level, r.status, a):
+                return
+            key = key_of(r.path, r.name, level, r.status, a)
+            s = series.get(key)
+            if s is None:
+                s = new(key) if len(series) < limit else self._to_overflow()
+            s.dirty = True
+            s.count += 1
+            if duration:
+                d = r.end_ns - r.start_ns
+                s.total += d
+                if nbuckets:
+                    s.buckets[bucket_index(bounds_ns, d)] += 1  # type: ignore[index]
+            elif attribute is not None:
+                v = numeric(a.get(attribute))
+                if v is not None:
+                    s.total += v
+
+        return add
+
+    def _new(self, key: tuple[str, ...]) -> Series:
+        s = self.series[key] = Series(self.nbuckets)
+        return s
 
     def _to_overflow(self) -> Series:
         self.overflowed += 1
-        self.overflow_dirty = True
         if self.overflow is None:
             self.overflow = Series(self.nbuckets)
             log.warning(
@@ -166,7 +178,7 @@ class _Live:
                 'to its overflow series {overflow="true"} from now on (counted in %s_total): '
                 "drop the unbounded group_by label or raise max_series",
                 self.rule.metric,
-                self.max_series,
+                self.rule.max_series,
                 OVERFLOW_METRIC,
             )
         return self.overflow
@@ -176,33 +188,12 @@ class _Live:
             return {**dict(self.extra), **dict(OVERFLOW_LABELS)}
         return {**dict(zip(self.label_names, key, strict=True)), **dict(self.extra)}
 
-    def items(
-        self, keys: Sequence[tuple[str, ...] | None] | None = None
-    ) -> Iterator[tuple[dict[str, str], Series]]:
-        for key in self.dirty_order(keys):
-            s = self.overflow if key is None else self.series.get(key)
-            if s is not None:
-                yield self.labels_of(key), s
-
-    def dirty_order(
-        self, keys: Sequence[tuple[str, ...] | None] | None
-    ) -> list[tuple[str, ...] | None]:
-        if keys is not None:
-            return list(keys)
-        return [*self.series, *([None] if self.overflow is not None else [])]
-
-
-def _getter(source: str) -> Callable[[SpanRecord, Callable[[str], str]], str]:
-    if source == "path":
-        return lambda r, attr: r.path
-    if source == "name":
-        return lambda r, attr: r.name
-    if source == "status":
-        return lambda r, attr: r.status
-    if source == "level":
-        return lambda r, attr: _LEVEL_NAMES.get(r.level) or str(r.level)
-    key = source[len("attr:") :]
-    return lambda r, attr: attr(key)
+    def items(self) -> Iterator[tuple[dict[str, str], Series]]:
+        """Every series with its labels, the overflow series last."""
+        for key, s in list(self.series.items()):
+            yield self.labels_of(key), s
+        if self.overflow is not None:
+            yield self.labels_of(None), self.overflow
 
 
 class RuleEngine:
@@ -227,20 +218,14 @@ class RuleEngine:
 
     def observe(self, records: Sequence[Record]) -> None:
         """Add every finished span of ``records`` (other records are ignored)."""
-        spans = [r for r in records if type(r) is SpanRecord]
-        if not spans:
-            return
-        lives = self._live
+        adds = [live.add for live in self._live]
+        names = _LEVEL_NAMES
         with self._lock:  # once per batch
-            for r in spans:
-                attributes = r.attributes
-
-                def attr(key: str, attributes: Any = attributes) -> str:
-                    return label_value(attributes.get(key))
-
-                level = _LEVEL_NAMES.get(r.level) or str(r.level)
-                for live in lives:
-                    live.add(r, attr, level)
+            for r in records:
+                if type(r) is SpanRecord:
+                    level = names.get(r.level) or str(r.level)
+                    for add in adds:
+                        add(r, level)
 
     # -- reading ----------------------------------------------------------------------
 
@@ -295,18 +280,18 @@ class RuleEngine:
         with self._lock:
             for live in self._live:
                 rule = live.rule
-                keys = None if full else sorted(live.dirty, key=lambda k: (k is None, k or ()))
-                for labels, s in live.items(keys):
-                    row(rule.metric, rule.kind, labels, series_values(rule, s))
-                live.dirty.clear()
-                if live.overflowed and (full or live.overflow_dirty):
+                for labels, s in live.items():
+                    if full or s.dirty:
+                        row(rule.metric, rule.kind, labels, series_values(rule, s))
+                    s.dirty = False
+                if live.overflowed and (full or live.overflowed != live.overflow_exported):
                     row(
                         OVERFLOW_METRIC,
                         "counter",
                         {"rule": rule.metric},
                         (float(live.overflowed), None, None, None),
                     )
-                live.overflow_dirty = False
+                live.overflow_exported = live.overflowed
         return out
 
     # -- prometheus_client collector (root.registry) --------------------------------

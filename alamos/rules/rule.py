@@ -48,6 +48,7 @@ from typing import Any
 
 import attrs
 
+from alamos.core.codegen import compile_function
 from alamos.core.errors import RuleProblem, RulesError
 from alamos.rules.values import label_value
 
@@ -87,6 +88,10 @@ _STATUSES = ("unset", "ok", "error")
 _MAX_KEY = 256  # an attribute key is cut at 256 characters when it is set
 
 _Value = str | int | float | bool
+#: ``match(path, name, level, status, attributes)`` of :meth:`Rule.compiled`.
+Match = Callable[[str, str, str, str, Mapping[str, Any]], bool]
+#: ``key(path, name, level, status, attributes)``: the label values.
+KeyOf = Callable[[str, str, str, str, Mapping[str, Any]], tuple[str, ...]]
 
 
 def _strings(value: object) -> tuple[str, ...]:
@@ -198,35 +203,58 @@ class Rule:
 
     # -- matching (shared by the live engine and the backfill) ----------------------
 
-    def matcher(self) -> Callable[[str, str, str, str, Callable[[str], str]], bool]:
-        """``match(path, name, level, status, attr)``: whether a span passes
-        every matcher; ``attr(key)`` gives an attribute as label text."""
-        levels = frozenset(self.level)
-        statuses = frozenset(self.status)
-        path_ok = _glob(self.path)
-        name_ok: Callable[[str], bool]
+    def compiled(self) -> tuple[Match | None, KeyOf]:
+        """``(match, key)``, both called ``f(path, name, level, status, attributes)``
+        (``level`` a level name, ``attributes`` a mapping of attribute values):
+        ``match`` says whether a span passes every matcher (None: every span
+        does), ``key`` gives its label values in ``label_names`` order.
+
+        Both are generated from the rule (:mod:`alamos.core.codegen`), so a
+        span pays only for the checks its rule has.  Measured with
+        ``scripts/rules_bench.py`` (the four rules there, on the worker), A/B
+        against the first version (one generic matcher, a closure per span,
+        the key from a generator of getters), three alternating runs on the
+        loaded 2-core machine: 14.4, 22.9, 16.6 µs a span before, 10.0, 7.1,
+        4.1 after.  User values are in the namespace, never in the source."""
+        ns: dict[str, Any] = {"lv": label_value}
+        checks: list[str] = []
+        if self.level:
+            ns["levels"] = frozenset(self.level)
+            checks.append("level in levels")
+        if self.status:
+            ns["statuses"] = frozenset(self.status)
+            checks.append("status in statuses")
+        if self.path is not None:
+            ns["path_ok"] = _glob(self.path)
+            checks.append("path_ok(path)")
         if self.name is not None:
-            name_ok = self.name.__eq__
+            ns["exact"] = self.name
+            checks.append("name == exact")
         elif self.name_glob is not None:
-            name_ok = _glob(self.name_glob)
+            ns["name_ok"] = _glob(self.name_glob)
+            checks.append("name_ok(name)")
         elif self.name_regex is not None:
-            name_ok = _cached(re.compile(self.name_regex).fullmatch)
-        else:
-            name_ok = _always
-        wanted = tuple((k, label_value(v)) for k, v in self.attributes)
-
-        def match(
-            path: str, name: str, level: str, status: str, attr: Callable[[str], str]
-        ) -> bool:
-            if levels and level not in levels:
-                return False
-            if statuses and status not in statuses:
-                return False
-            if not path_ok(path) or not name_ok(name):
-                return False
-            return all(attr(k) == v for k, v in wanted)
-
-        return match
+            ns["name_ok"] = _cached(re.compile(self.name_regex).fullmatch)
+            checks.append("name_ok(name)")
+        for i, (k, v) in enumerate(self.attributes):
+            ns[f"k{i}"], ns[f"w{i}"] = k, label_value(v)
+            checks.append(f"lv(a.get(k{i})) == w{i}")
+        args = "path, name, level, status, a"
+        match = None
+        if checks:
+            body = " and ".join(checks)
+            source = f"def match({args}):\n    return {body}\n"
+            match = compile_function("match", source, dict(ns), owner=f"{__name__}.rule")
+        parts = []
+        for i, (_, src) in enumerate(self.sources):
+            if src.startswith("attr:"):
+                ns[f"g{i}"] = src[len("attr:") :]
+                parts.append(f"lv(a.get(g{i}))")
+            else:
+                parts.append(src)  # path, name, level or status: an argument
+        source = f"def key({args}):\n    return ({', '.join(parts)}{',' if parts else ''})\n"
+        key = compile_function("key", source, ns, owner=f"{__name__}.rule")
+        return match, key
 
     def problems(self, source: str, index: int | None) -> list[RuleProblem]:
         """Everything wrong with this rule alone (see :class:`RuleSet` for the set)."""
@@ -249,10 +277,6 @@ def _label_of(key: str) -> str:
     return "_" + label if label[:1].isdigit() else label
 
 
-def _always(value: str) -> bool:
-    return True
-
-
 _CACHE_LIMIT = 4096
 
 
@@ -272,9 +296,7 @@ def _cached(test: Callable[[str], object]) -> Callable[[str], bool]:
     return check
 
 
-def _glob(pattern: str | None) -> Callable[[str], bool]:
-    if pattern is None:
-        return _always
+def _glob(pattern: str) -> Callable[[str], bool]:
     return _cached(re.compile(fnmatch.translate(pattern)).match)
 
 
