@@ -6,6 +6,7 @@ overflow series ``{overflow="true"}``, counted and warned about."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -213,3 +214,21 @@ def test_bad_rules_are_refused_by_new(tmp_path: Path) -> None:
         alamos.new("svc", rules=42, console=False)
     with pytest.raises(ValueError, match=r"clashes with a metric of the tree"):
         alamos.new("svc", rules=[Rule("svc_alamos_dropped_records")], console=False)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_starts_its_series_from_zero() -> None:
+    engine = RuleEngine(RuleSet([Rule("requests")]), path="svc")
+    engine.observe([span(i, "a", T0) for i in range(3)])
+    pid = os.fork()
+    if pid == 0:  # the child: its own spans only
+        ok = False
+        try:
+            before = engine.value("requests")
+            engine.observe([span(9, "a", T0)])
+            ok = before is None and engine.value("requests") == 1.0
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert engine.value("requests") == 3.0
