@@ -17,6 +17,8 @@ from alamos.core.exporter import Exporter
 from alamos.core.handoff import check_max_bytes
 from alamos.experiment.filter import Filter, coerce_filter
 from alamos.experiment.keys import validate_key
+from alamos.experiment.rules import coerce_rules
+from alamos.rules import RuleSet
 from alamos.trace.sampling import Sampler, coerce_sampler
 from alamos.trace.tracer import check_ignore
 
@@ -53,6 +55,8 @@ class Config:
     """Exception types every span of the tree treats as expected."""
     process_metrics: bool
     """Process and GC collectors in ``root.registry``."""
+    rules: RuleSet | None = None
+    """Recording rules (:mod:`alamos.experiment.rules`)."""
 
     @classmethod
     def read(
@@ -77,6 +81,7 @@ class Config:
         spool_dir: str | os.PathLike[str] | None,
         ignore: Sequence[type[BaseException]] = (),
         process_metrics: bool = True,
+        rules: object = None,
     ) -> Config:
         """The arguments of :func:`alamos.new`, checked, with the environment's defaults."""
         validate_key(key)
@@ -113,6 +118,7 @@ class Config:
             spool_dir=Path(spool_dir) if spool_dir is not None else _default_spool_dir(),
             ignore=check_ignore(ignore),
             process_metrics=bool(process_metrics),
+            rules=coerce_rules(rules),
         )
 
 

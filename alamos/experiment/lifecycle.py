@@ -16,6 +16,7 @@ from alamos.experiment.config import Config
 from alamos.experiment.experiment import Experiment
 from alamos.experiment.pipeline import attach_root, build_pipeline, exporters_of
 from alamos.experiment.root import RootState, default_node
+from alamos.experiment.rules import attach_rules
 from alamos.metrics.exposition import add_process_collectors
 
 __all__ = ["new"]
@@ -42,6 +43,7 @@ def new(
     spool_dir: str | os.PathLike[str] | None = None,
     ignore: Sequence[type[BaseException]] = (),
     process_metrics: bool = True,
+    rules: object = None,
 ) -> Experiment:
     """Create the root of a new experiment tree.  See the README for every option."""
     config = Config.read(
@@ -64,6 +66,7 @@ def new(
         spool_dir=spool_dir,
         ignore=ignore,
         process_metrics=process_metrics,
+        rules=rules,
     )
     state = RootState(
         level_filter=config.level,
@@ -84,5 +87,6 @@ def new(
     root._refresh()
     root._announce()
     attach_root(config, state, root)
+    attach_rules(config, state, root)
     state.track_process(node_given=config.node is not None)
     return root

@@ -85,7 +85,7 @@ def test_budget_summary_of_an_empty_database_says_so(tmp_path: Path) -> None:
     from rich.console import Console
 
     from alamos.cli.demo import _print_budgets
-    from alamos.report.sql.schema import ensure_schema
+    from alamos.report.sql.migrate import ensure_schema
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     engine = sa.create_engine(normalize_url(url))
@@ -103,7 +103,8 @@ def test_budget_summary_of_an_empty_database_says_so(tmp_path: Path) -> None:
 def test_summary_percentiles_and_errors_come_from_sql(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     engine = sa.create_engine(normalize_url(url))
-    from alamos.report.sql.schema import ensure_schema, spans
+    from alamos.report.sql.migrate import ensure_schema
+    from alamos.report.sql.schema import spans
 
     ensure_schema(engine)
     rows = [

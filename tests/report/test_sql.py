@@ -28,10 +28,10 @@ from alamos.core.records import (
     ReportRecord,
     SpanRecord,
 )
-from alamos.report.sql import SQLExporter, normalize_url, schema
+from alamos.report.sql import SQLExporter, migrate, normalize_url, schema
 from alamos.report.sql.coerce import dumps_json
+from alamos.report.sql.migrate import SCHEMA_VERSION, ensure_schema
 from alamos.report.sql.rows import rows_for
-from alamos.report.sql.schema import SCHEMA_VERSION, ensure_schema
 
 T0 = 1_700_000_000_000_000_000
 INJECTION = "'; DROP TABLE alamos_spans; --"
@@ -331,7 +331,7 @@ def test_migrations_hook(sqlite_url: str, monkeypatch: Any) -> None:
     # The version after this alamos' own (the schema was at 1 when this test
     # was written with 2 here).
     nxt = SCHEMA_VERSION + 1
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", nxt)
+    monkeypatch.setattr(migrate, "SCHEMA_VERSION", nxt)
     with pytest.raises(SchemaVersionError, match="no migration"):
         ensure_schema(engine)
     calls: list[int] = []
@@ -340,7 +340,7 @@ def test_migrations_hook(sqlite_url: str, monkeypatch: Any) -> None:
         calls.append(1)
         conn.execute(text("ALTER TABLE alamos_spans ADD COLUMN extra TEXT"))
 
-    monkeypatch.setitem(schema.MIGRATIONS, nxt, to_v2)
+    monkeypatch.setitem(migrate.MIGRATIONS, nxt, to_v2)
     assert ensure_schema(engine) == nxt
     assert ensure_schema(engine) == nxt
     assert calls == [1]

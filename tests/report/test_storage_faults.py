@@ -42,8 +42,8 @@ from alamos.core.errors import RecordsRejected, SchemaVersionError
 from alamos.core.records import Record
 from alamos.report.query import load_trace, recent_traces
 from alamos.report.sql import SQLExporter, schema
+from alamos.report.sql.migrate import SCHEMA_VERSION, V3_INDEXES, V3_TABLES
 from alamos.report.sql.rows import rows_for
-from alamos.report.sql.schema import SCHEMA_VERSION
 
 from .test_sql import count, experiment, log, metric, read_engine, rows, span
 
@@ -345,9 +345,11 @@ def _create_v1(url: str) -> None:
     """A database as alamos 0.1 (schema version 1) left it: alamos_spans
     keyed by span_id alone."""
     md = MetaData()
+    later = {index for _, index in V3_INDEXES}
     for table in schema.TABLES.values():
         if table is not schema.spans:
-            table.to_metadata(md)
+            copy = table.to_metadata(md)
+            copy.indexes -= {ix for ix in copy.indexes if ix.name in later}
     schema.schema_version.to_metadata(md)
     Table(
         "alamos_spans",
@@ -356,7 +358,11 @@ def _create_v1(url: str) -> None:
             Column(c.name, c.type, nullable=c.nullable, primary_key=c.name == "span_id")
             for c in schema.spans.columns
         ],
-        *[Index(ix.name, *[c.name for c in ix.columns]) for ix in schema.spans.indexes],
+        *[
+            Index(ix.name, *[c.name for c in ix.columns])
+            for ix in schema.spans.indexes
+            if ix.name not in later
+        ],
     )
     engine = read_engine(url)
     md.create_all(engine)
@@ -401,7 +407,11 @@ def test_a_version_1_database_is_migrated_with_its_data(db_url: str) -> None:
     assert rows(engine, "SELECT version FROM alamos_schema_version") == [
         {"version": SCHEMA_VERSION}
     ]
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
+    # Version 3's tables and indexes, added in place.
+    assert set(V3_TABLES) <= set(insp.get_table_names())
+    for table, index in V3_INDEXES:
+        assert index in {ix["name"] for ix in insp.get_indexes(table)}
     # Every old row, the user's column included, and the new span of the same id.
     assert [r for r in after if r["trace_id"] != T_B] == before
     assert sum(r["extra"] == "kept" for r in after) == 16
