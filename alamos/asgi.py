@@ -24,9 +24,10 @@ framework matched (``/items/{id}``) when the framework leaves it in the
 scope, as Starlette and FastAPI do in ``scope["route"]`` once routing is
 done; it is therefore read when the response is over, not when the request
 arrives.  Without a template (another framework, or a 404 that matched no
-route) the span is named after the raw path, while the metrics' ``http_route``
-label is empty: a span name may be specific, a label value must stay one of
-few.  The raw path is always in ``url.path``.
+route) the span is named ``"{METHOD}"`` alone, as the conventions say, and the
+metrics' ``http_route`` label is empty: span names are grouped on (the
+statistics, recording rules and frame budgets group by name), so they must
+stay few, like label values.  The raw path is always in ``url.path``.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ class AlamosMiddleware:
                     if route is not None:
                         span.set("http.route", route)
                     if isinstance(span, Span):
-                        span.name = _name(shown, route or _text(scope.get("path")) or "/")
+                        span.name = _name(shown, route)
         finally:
             with contextlib.suppress(ValueError):
                 _IN_REQUEST.reset(in_request)
@@ -337,10 +338,12 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _name(method: str, path: str) -> str:
-    if len(path) > MAX_NAME_PATH:
-        path = path[:MAX_NAME_PATH] + "…"
-    return f"{method[:32]} {path}"
+def _name(method: str, route: str | None) -> str:
+    if route is None:
+        return method[:32]
+    if len(route) > MAX_NAME_PATH:
+        route = route[:MAX_NAME_PATH] + "…"
+    return f"{method[:32]} {route}"
 
 
 def _route_template(scope: Scope) -> str | None:
