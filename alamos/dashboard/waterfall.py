@@ -14,7 +14,6 @@ child is on it alone.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
 import attrs
@@ -24,7 +23,8 @@ from alamos.report.query import TraceNode, build_tree, unattached_logs
 
 __all__ = ["PALETTE_SIZE", "Waterfall", "WaterfallRow", "build_waterfall", "critical_path"]
 
-#: Services are coloured by a stable hash into this many CSS classes (svc-0...).
+#: Services are coloured with this many CSS classes (svc-0...): the trace's
+#: services in name order take them in turn, so up to 8 never share one.
 PALETTE_SIZE = 8
 
 
@@ -62,11 +62,6 @@ class Waterfall:
         return sum(1 for r in self.rows if r.span.status == "error")
 
 
-def colour_of(service: str) -> int:
-    """A stable colour class for ``service`` (the same on every page and run)."""
-    return zlib.crc32(service.encode("utf-8", "surrogatepass")) % PALETTE_SIZE
-
-
 def critical_path(roots: Sequence[TraceNode]) -> set[str]:
     """The span ids on the critical path of each root (see the module docstring)."""
     on: set[str] = set()
@@ -90,12 +85,12 @@ def build_waterfall(spans: Sequence[SpanRecord], logs: Sequence[LogRecord]) -> W
     extent = max(end - start, 1)
     critical = critical_path([r for r in roots if not r.orphan][:1] or roots[:1])
     rows = []
-    services: dict[str, int] = {}
+    names = sorted({s.service for s in spans})
+    services = {name: i % PALETTE_SIZE for i, name in enumerate(names)}
     orphans = 0
     for root in roots:
         for depth, node in root.walk():
             s = node.span
-            colour = services.setdefault(s.service, colour_of(s.service))
             orphans += node.orphan
             rows.append(
                 WaterfallRow(
@@ -103,7 +98,7 @@ def build_waterfall(spans: Sequence[SpanRecord], logs: Sequence[LogRecord]) -> W
                     depth=depth,
                     left=round(100.0 * (s.start_ns - start) / extent, 3),
                     width=round(max(100.0 * s.duration_ns / extent, 0.2), 3),
-                    colour=colour,
+                    colour=services[s.service],
                     critical=s.span_id in critical,
                     orphan=node.orphan,
                     logs=tuple(node.logs),
