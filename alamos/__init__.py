@@ -23,7 +23,10 @@ database, and imports follow the same direction (import-linter contracts in
    and the export side ``alamos.report`` (``pipeline``: collector, delivery,
    spool; ``sql``: the SQL exporter; ``query``: reading traces back), import
    only the ground floor, and not each other (``report.query`` reads through
-   ``report.sql``).  An instrument gets its scope when it is built (a
+   ``report.sql``).  The analysis, ``alamos.stats`` and ``alamos.rules``, and
+   ``alamos.retention`` sit on the same layer: they see records on the
+   collector's worker as observers, and read or trim the database through
+   ``report.sql``.  An instrument gets its scope when it is built (a
    :class:`~alamos.core.scope.Scope`, the hand-off's ``put``, callbacks), never
    the tree.
 3. ``alamos.experiment``, the composition root, is the only package that
