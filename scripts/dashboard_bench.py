@@ -94,10 +94,23 @@ def build(path: Path, n_spans: int, n_logs: int) -> int:
             bad = failed and i == len(TRACE) - 1
             rows.append(
                 (
-                    ids[i], tid, None if parent is None else ids[parent], p, name,
-                    "debug" if i == 2 else "prod", s, e, e - s, "error" if bad else "ok",
-                    "OSError: disk" if bad else None, '{"key": "k%d"}' % (t % 1000), "[]",
-                    service[p], "node-1", session, None,
+                    ids[i],
+                    tid,
+                    None if parent is None else ids[parent],
+                    p,
+                    name,
+                    "debug" if i == 2 else "prod",
+                    s,
+                    e,
+                    e - s,
+                    "error" if bad else "ok",
+                    "OSError: disk" if bad else None,
+                    '{"key": "k%d"}' % (t % 1000),
+                    "[]",
+                    service[p],
+                    "node-1",
+                    session,
+                    None,
                 )
             )
         if len(rows) >= 100_000:
@@ -111,8 +124,18 @@ def build(path: Path, n_spans: int, n_logs: int) -> int:
         p, s = LAYERS[rnd.randrange(len(LAYERS))]
         logs.append(
             (
-                f"l{i:09d}", start + i * step, p, rnd.choice(LOG_LEVELS), f"message {i} of {p}",
-                None, None, "{}", None, s, "node-1", None,
+                f"l{i:09d}",
+                start + i * step,
+                p,
+                rnd.choice(LOG_LEVELS),
+                f"message {i} of {p}",
+                None,
+                None,
+                "{}",
+                None,
+                s,
+                "node-1",
+                None,
             )
         )
         if len(logs) >= 100_000:
@@ -123,8 +146,21 @@ def build(path: Path, n_spans: int, n_logs: int) -> int:
     metrics = []
     for k in range(0, DAY_NS, 10 * 10**9):
         metrics.append(
-            (f"m{k}", start + k, "bench.api", "requests", "counter", "{}", k / 1e8, None, None,
-             None, "api", "node-1", "prod")
+            (
+                f"m{k}",
+                start + k,
+                "bench.api",
+                "requests",
+                "counter",
+                "{}",
+                k / 1e8,
+                None,
+                None,
+                None,
+                "api",
+                "node-1",
+                "prod",
+            )
         )
     conn.executemany(f"INSERT INTO alamos_metrics VALUES ({','.join('?' * 13)})", metrics)
     conn.commit()
@@ -154,9 +190,13 @@ def main() -> None:
 
     db = f"sqlite:///{args.db}"
     conn = sqlite3.connect(args.db)
-    spans, logs = (conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                   for t in ("alamos_spans", "alamos_logs"))
-    tid = conn.execute("SELECT trace_id FROM alamos_spans ORDER BY start_ns DESC LIMIT 1").fetchone()[0]
+    spans, logs = (
+        conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        for t in ("alamos_spans", "alamos_logs")
+    )
+    tid = conn.execute(
+        "SELECT trace_id FROM alamos_spans ORDER BY start_ns DESC LIMIT 1"
+    ).fetchone()[0]
     session = conn.execute(
         "SELECT session_id FROM alamos_spans WHERE session_id IS NOT NULL LIMIT 1"
     ).fetchone()[0]
@@ -192,8 +232,10 @@ def main() -> None:
                 assert r.status_code == 200, (url, r.status_code, r.text[:500])
             results[name] = {"median_ms": statistics.median(times), "max_ms": max(times)}
             flag = "" if max(times) < 500 else "  OVER 500 ms"
-            print(f"{name:28} median {statistics.median(times):8.1f} ms   worst {max(times):8.1f} ms{flag}",
-                  flush=True)
+            print(
+                f"{name:28} median {statistics.median(times):8.1f} ms   worst {max(times):8.1f} ms{flag}",
+                flush=True,
+            )
     if args.json:
         args.json.write_text(json.dumps({"spans": spans, "logs": logs, "pages": results}, indent=2))
 

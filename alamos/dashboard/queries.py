@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import Connection, Select, and_, case, func, literal, select, true
+from sqlalchemy import Connection, and_, func, literal, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from alamos.core.level import LOG_LEVELS
@@ -78,7 +78,9 @@ class _Group:
         return self.durations[k - 1]
 
 
-def _scan(conn: Connection, key: ColumnElement[Any], where: Sequence[ColumnElement[bool]]) -> dict[Any, _Group]:
+def _scan(
+    conn: Connection, key: ColumnElement[Any], where: Sequence[ColumnElement[bool]]
+) -> dict[Any, _Group]:
     """The spans matching ``where``, grouped by ``key``, durations sorted.
 
     One pass over ``(key, duration, status)`` that the covering index
@@ -91,7 +93,7 @@ def _scan(conn: Connection, key: ColumnElement[Any], where: Sequence[ColumnEleme
     s = spans.c
     groups: dict[Any, _Group] = {}
     rows = conn.execute(select(key, s.duration_ns, s.status).where(*where))
-    for k, duration, status in rows.tuples():
+    for k, duration, status in rows:
         group = groups.get(k)
         if group is None:
             group = groups[k] = _Group()

@@ -95,9 +95,7 @@ spans = Table(
     # window read from the index alone (the tree page: 2.2 s -> 0.7 s to count
     # 1,000,000 spans on SQLite), the window across all paths (search), and
     # the debug sessions (partial: most spans have none).
-    Index(
-        "ix_alamos_spans_path_start_cover", "path", "start_ns", "duration_ns", "status", "level"
-    ),
+    Index("ix_alamos_spans_path_start_cover", "path", "start_ns", "duration_ns", "status", "level"),
     Index("ix_alamos_spans_start", "start_ns"),
     Index(
         "ix_alamos_spans_session",
