@@ -28,9 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import create_engine  # noqa: E402
+from sqlalchemy import create_engine
 
-from alamos.report.sql.migrate import ensure_schema  # noqa: E402
+from alamos.report.sql.migrate import ensure_schema
 
 LAYERS = [
     ("bench", "api"),
@@ -81,13 +81,15 @@ def build(path: Path, n_spans: int, n_logs: int) -> int:
     traces = n_spans // len(TRACE)
     step = DAY_NS // traces
     rows: list[tuple[Any, ...]] = []
+    roots: list[tuple[str, str]] = []
     for t in range(traces):
         tid = f"{rnd.getrandbits(128):032x}"
         t0 = start + t * step + rnd.randrange(step)
         scale = rnd.lognormvariate(0, 0.6)
         failed = rnd.random() < 0.01
-        session = "5e5510%010x" % (t // 1000) if rnd.random() < 0.001 else None
+        session = f"5e5510{t // 1000:010x}" if rnd.random() < 0.001 else None
         ids = [f"{rnd.getrandbits(64):016x}" for _ in TRACE]
+        roots.append((tid, ids[0]))
         for i, (name, p, parent, off, dur) in enumerate(TRACE):
             s = t0 + int(off * 1000 * scale)
             e = s + int(dur * 1000 * scale)
@@ -105,7 +107,7 @@ def build(path: Path, n_spans: int, n_logs: int) -> int:
                     e - s,
                     "error" if bad else "ok",
                     "OSError: disk" if bad else None,
-                    '{"key": "k%d"}' % (t % 1000),
+                    json.dumps({"key": f"k{t % 1000}"}),
                     "[]",
                     service[p],
                     "node-1",
@@ -233,7 +235,8 @@ def main() -> None:
             results[name] = {"median_ms": statistics.median(times), "max_ms": max(times)}
             flag = "" if max(times) < 500 else "  OVER 500 ms"
             print(
-                f"{name:28} median {statistics.median(times):8.1f} ms   worst {max(times):8.1f} ms{flag}",
+                f"{name:28} median {statistics.median(times):8.1f} ms"
+                f"   worst {max(times):8.1f} ms{flag}",
                 flush=True,
             )
     if args.json:
