@@ -47,6 +47,7 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
     from rich.table import Table
 
     import alamos
+    from alamos.demo.rules import DEMO_RULES, print_rules
     from alamos.demo.summary import summarise
     from alamos.demo.workload import Counters, run_workload
 
@@ -54,7 +55,9 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
     console = Console()
     since = time.time_ns()
     try:
-        root = alamos.new("demo", service="demo-api", db=url, level=level, console=False)
+        root = alamos.new(
+            "demo", service="demo-api", db=url, level=level, console=False, rules=DEMO_RULES
+        )
     except (ValueError, ImportError) as exc:
         raise click.UsageError(str(exc)) from None
     with Progress(
@@ -116,6 +119,7 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
         table.add_row(path, "0", "-", "-", "0", ", ".join(f"{k}={v}" for k, v in levels.items()))
     console.print(table)
     _print_budgets(console, url, since)
+    print_rules(console, url, since)
 
 
 def _print_budgets(console: Console, url: str, since: int) -> None:

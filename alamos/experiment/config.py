@@ -17,6 +17,8 @@ from alamos.core.exporter import Exporter
 from alamos.core.handoff import check_max_bytes
 from alamos.experiment.filter import Filter, coerce_filter
 from alamos.experiment.keys import validate_key
+from alamos.experiment.rules import coerce_rules
+from alamos.rules import RuleSet
 from alamos.trace.sampling import Sampler, coerce_sampler
 
 __all__ = ["ENV_CONSOLE", "ENV_DB", "ENV_SPOOL", "Config"]
@@ -48,6 +50,8 @@ class Config:
     metrics_interval: float
     report_interval: float
     spool_dir: Path
+    rules: RuleSet | None = None
+    """Recording rules (:mod:`alamos.experiment.rules`)."""
 
     @classmethod
     def read(
@@ -70,6 +74,7 @@ class Config:
         metrics_interval: float,
         report_interval: float,
         spool_dir: str | os.PathLike[str] | None,
+        rules: object = None,
     ) -> Config:
         """The arguments of :func:`alamos.new`, checked, with the environment's defaults."""
         validate_key(key)
@@ -104,6 +109,7 @@ class Config:
             metrics_interval=metrics_interval,
             report_interval=report_interval,
             spool_dir=Path(spool_dir) if spool_dir is not None else _default_spool_dir(),
+            rules=coerce_rules(rules),
         )
 
 

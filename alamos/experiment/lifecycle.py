@@ -16,6 +16,7 @@ from alamos.experiment.config import Config
 from alamos.experiment.experiment import Experiment
 from alamos.experiment.pipeline import attach_root, build_pipeline, exporters_of
 from alamos.experiment.root import RootState, default_node
+from alamos.experiment.rules import attach_rules
 
 __all__ = ["new"]
 
@@ -39,6 +40,7 @@ def new(
     metrics_interval: float = 10.0,
     report_interval: float = 60.0,
     spool_dir: str | os.PathLike[str] | None = None,
+    rules: object = None,
 ) -> Experiment:
     """Create the root of a new experiment tree.  See the README for every option."""
     config = Config.read(
@@ -59,6 +61,7 @@ def new(
         metrics_interval=metrics_interval,
         report_interval=report_interval,
         spool_dir=spool_dir,
+        rules=rules,
     )
     state = RootState(
         level_filter=config.level,
@@ -76,5 +79,6 @@ def new(
     root._refresh()
     root._announce()
     attach_root(config, state, root)
+    attach_rules(config, state, root)
     state.track_process(node_given=config.node is not None)
     return root

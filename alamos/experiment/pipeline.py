@@ -56,7 +56,9 @@ def exporters_of(config: Config) -> list[Exporter]:
 def build_pipeline(config: Config, state: RootState) -> None:
     """Give ``state`` its collector (if it has background exporters) and its ``put``."""
     background = [e for e in state.exporters if not getattr(e, "synchronous", False)]
-    if background:
+    # Recording rules run on the worker: a tree with rules has one, even
+    # without a background exporter (alamos.experiment.rules).
+    if background or config.rules is not None:
         pending = max(1, min(64, -(-config.max_queue // config.batch_size)))
         on_drop = _on_drop(state)
         deliveries = [
