@@ -118,7 +118,14 @@ def _v2_spans_keyed_by_trace_and_span(conn: Connection) -> None:
 V3_TABLES: tuple[str, ...] = ()
 
 #: The indexes version 3 adds to existing tables, as (table, index name).
-V3_INDEXES: tuple[tuple[str, str], ...] = ()
+V3_INDEXES: tuple[tuple[str, str], ...] = (
+    # The dashboard's (issue 13): see the tables' definitions.
+    ("alamos_spans", "ix_alamos_spans_path_start_cover"),
+    ("alamos_spans", "ix_alamos_spans_start"),
+    ("alamos_spans", "ix_alamos_spans_session"),
+    ("alamos_logs", "ix_alamos_logs_ts"),
+    ("alamos_logs", "ix_alamos_logs_session"),
+)
 
 
 def _v3_analysis_and_retention(conn: Connection) -> None:

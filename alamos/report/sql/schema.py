@@ -33,6 +33,7 @@ from sqlalchemy import (
     MetaData,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -90,6 +91,19 @@ spans = Table(
     Column("location", Text),
     Index("ix_alamos_spans_trace_id", "trace_id"),
     Index("ix_alamos_spans_path_start", "path", "start_ns"),
+    # Version 3, for the dashboard (alamos.dashboard): a layer's spans in a
+    # window read from the index alone (the tree page: 2.2 s -> 0.7 s to count
+    # 1,000,000 spans on SQLite), the window across all paths (search), and
+    # the debug sessions (partial: most spans have none).
+    Index("ix_alamos_spans_path_start_cover", "path", "start_ns", "duration_ns", "status", "level"),
+    Index("ix_alamos_spans_start", "start_ns"),
+    Index(
+        "ix_alamos_spans_session",
+        "session_id",
+        "start_ns",
+        sqlite_where=text("session_id IS NOT NULL"),
+        postgresql_where=text("session_id IS NOT NULL"),
+    ),
 )
 
 logs = Table(
@@ -109,6 +123,15 @@ logs = Table(
     Column("session_id", Text),
     Index("ix_alamos_logs_path_level_ts", "path", "level", "ts_ns"),
     Index("ix_alamos_logs_trace_id", "trace_id"),
+    # Version 3, for the dashboard: logs in a window, and of a debug session.
+    Index("ix_alamos_logs_ts", "ts_ns"),
+    Index(
+        "ix_alamos_logs_session",
+        "session_id",
+        "ts_ns",
+        sqlite_where=text("session_id IS NOT NULL"),
+        postgresql_where=text("session_id IS NOT NULL"),
+    ),
 )
 
 metrics = Table(
