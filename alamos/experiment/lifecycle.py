@@ -39,6 +39,8 @@ def new(
     metrics_interval: float = 10.0,
     report_interval: float = 60.0,
     spool_dir: str | os.PathLike[str] | None = None,
+    stats_interval: float | None = 60.0,
+    stats_attributes: Sequence[str] = (),
 ) -> Experiment:
     """Create the root of a new experiment tree.  See the README for every option."""
     config = Config.read(
@@ -59,6 +61,8 @@ def new(
         metrics_interval=metrics_interval,
         report_interval=report_interval,
         spool_dir=spool_dir,
+        stats_interval=stats_interval,
+        stats_attributes=stats_attributes,
     )
     state = RootState(
         level_filter=config.level,

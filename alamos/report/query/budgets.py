@@ -74,7 +74,7 @@ from sqlalchemy import (
     text,
 )
 
-from alamos.report.query.traces import _run
+from alamos.report.sql.reading import run_read as _run
 from alamos.report.sql.schema import spans as spans_table
 
 __all__ = [
