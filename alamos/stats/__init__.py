@@ -5,7 +5,7 @@ nodes.
 
 * :mod:`~alamos.stats.live`: the observer the tree runs on its collector's
   worker (``stats_interval=``, ``stats_attributes=`` of :func:`alamos.new`);
-* :mod:`~alamos.stats.merge`: :func:`merge` (rows into one
+* :mod:`~alamos.stats.merging`: :func:`merge` (rows into one
   :class:`SpanStats`) and :func:`group_by`;
 * :mod:`~alamos.stats.read`: :func:`read_stats` (rows from the database)
   and :func:`summarize` (what ``alamos stats`` prints);
@@ -20,7 +20,7 @@ to the collector as an observer.  See docs/stats.md.
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from alamos.stats.merge import AttributeStats, SpanStats, group_by, merge
+    from alamos.stats.merging import AttributeStats, SpanStats, group_by, merge
     from alamos.stats.read import Summary, read_stats, summarize
     from alamos.stats.sketch import RELATIVE_ACCURACY
 
@@ -39,10 +39,10 @@ __all__ = [
 # reading (SQLAlchemy) or the sketch's protobuf (50 ms) are not needed there.
 _WHERE = {
     "RELATIVE_ACCURACY": "sketch",
-    "AttributeStats": "merge",
-    "SpanStats": "merge",
-    "group_by": "merge",
-    "merge": "merge",
+    "AttributeStats": "merging",
+    "SpanStats": "merging",
+    "group_by": "merging",
+    "merge": "merging",
     "Summary": "read",
     "read_stats": "read",
     "summarize": "read",

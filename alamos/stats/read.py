@@ -19,7 +19,7 @@ from alamos.core.level import Level, parse_level
 from alamos.core.records import SpanStatsRecord
 from alamos.report.sql.reading import run_read
 from alamos.report.sql.schema import span_stats
-from alamos.stats.merge import SpanStats, group_by
+from alamos.stats.merging import SpanStats, group_by
 
 __all__ = ["BY", "Summary", "read_stats", "summarize"]
 

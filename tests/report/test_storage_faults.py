@@ -347,7 +347,8 @@ def _create_v1(url: str) -> None:
     md = MetaData()
     later = {index for _, index in V3_INDEXES}
     for table in schema.TABLES.values():
-        if table is not schema.spans:
+        # Version 3's record tables (alamos_span_stats) did not exist yet.
+        if table is not schema.spans and table.name not in V3_TABLES:
             copy = table.to_metadata(md)
             copy.indexes -= {ix for ix in copy.indexes if ix.name in later}
     schema.schema_version.to_metadata(md)
