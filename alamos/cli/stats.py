@@ -19,7 +19,8 @@ import click
 from alamos.cli import main
 from alamos.cli.traces import clean, db_option, since_ns
 from alamos.core.errors import TraceQueryError
-from alamos.stats import BY, Summary, read_stats, summarize
+from alamos.stats import Summary, read_stats, summarize
+from alamos.stats.read import BY
 
 __all__ = ["print_table", "stats"]
 
