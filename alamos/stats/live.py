@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from itertools import compress, repeat
 from typing import Any
 
-from alamos.core import process
 from alamos.core.level import Level
 from alamos.core.records import Record, SpanRecord, SpanStatsRecord
 from alamos.stats.sketch import Bins, encode, positive_keys
@@ -160,15 +160,18 @@ class LiveStats:
         self._origin = origin
         self._groups: dict[tuple[int, _GroupKey], _Group] = {}
         self._new_run()
-        process.track(self, process.Hooks(after_fork_in_child=LiveStats._after_fork))
 
     def _new_run(self) -> None:
         # Row ids: this run's random 64 bits, then the row's number in the run.
         self._run = f"{random.getrandbits(64):016x}"
         self._seq = 0
+        self._pid = os.getpid()
 
     def _after_fork(self) -> None:
-        # The parent emits what it holds; the child starts afresh.
+        """In a forked child: the parent emits what it holds, the child
+        starts afresh.  Checked by pid once per batch and emission (not a
+        fork hook: the tree's worker is the only caller, and is restarted in
+        the child)."""
         self._groups = {}
         self._new_run()
 
@@ -180,6 +183,8 @@ class LiveStats:
 
     def observe(self, records: Sequence[Record]) -> None:
         """Count the finished spans of ``records`` (the rest is ignored)."""
+        if os.getpid() != self._pid:
+            self._after_fork()
         spans = [r for r in records if type(r) is SpanRecord]
         if not spans:
             return
@@ -250,6 +255,8 @@ class LiveStats:
     def emit(self, now_ns: int | None = None) -> list[SpanStatsRecord]:
         """Rows for the groups whose window ended by ``now_ns`` (every group
         if ``None``: a flush or close), which are then forgotten."""
+        if os.getpid() != self._pid:
+            self._after_fork()
         w = self.window_ns
         if now_ns is None:
             done = list(self._groups)

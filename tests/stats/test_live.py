@@ -5,7 +5,9 @@ within the sketch's 1%."""
 from __future__ import annotations
 
 import math
+import os
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -233,7 +235,31 @@ def test_a_forked_child_starts_afresh() -> None:
     stats.observe([span(0, T0, 10)])
     run = stats.emit()[0].id[:16]
     stats.observe([span(1, T0, 10)])
-    stats._after_fork()  # what the fork hook runs in the child
-    assert stats.emit() == []
+    stats._pid = -1  # as in a forked child: another pid than the one that counted
+    assert stats.emit() == []  # the parent emits what it held
     stats.observe([span(2, T0, 10)])
-    assert stats.emit()[0].id[:16] != run
+    (row,) = stats.emit()
+    assert row.id[:16] != run and row.count == 1
+
+
+def test_a_real_fork_does_not_emit_the_parents_rows(tmp_path: Path) -> None:
+    stats = live(())
+    stats.observe([span(0, T0, 10)])
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        code = 1
+        try:
+            stats.observe([span(1, T0, 30)])
+            rows = stats.emit()
+            os.write(write, f"{len(rows)} {rows[0].count} {rows[0].sum_ns}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.read(read, 100) == b"1 1 30"
+    os.close(read)
+    (row,) = stats.emit()
+    assert (row.count, row.sum_ns) == (1, 10)
