@@ -28,37 +28,49 @@ __all__ = ["print_table", "stats"]
 PIPE_WIDTH = 160
 
 
-def _ms(ns: float | None) -> str:
-    return "-" if ns is None else f"{ns / 1e6:,.3f}"
+def _ms(ns: float | None, digits: int = 3) -> str:
+    return "-" if ns is None or ns != ns else f"{ns / 1e6:,.{digits}f}"
 
 
-def print_table(summaries: list[Summary], title: str, console: Any = None) -> None:
-    """``summaries`` as one rich table (also used by the demo's summary)."""
+def print_table(
+    summaries: list[Summary], title: str, console: Any = None, *, compact: bool = False
+) -> None:
+    """``summaries`` as one rich table (the demo's summary uses it too, ``compact``:
+    path and name in one column, no attribute column: fits 80 columns)."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     if console is None:
         console = Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
-    table = Table(title=title)
+    if compact:
+        table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    else:
+        table = Table(title=title)
     by_name = any(s.name is not None for s in summaries)
-    heads = ["path", *(["name"] if by_name else []), "count", "errors", "mean ms", "stddev ms"]
-    for col in (*heads, "p50 ms", "p99 ms", "max ms"):
-        table.add_column(col, justify="left" if col in ("path", "name") else "right")
+    with_attributes = not compact and any(s.stats.attributes for s in summaries)
+    ms = "" if compact else " ms"
+    names = ["span"] if compact else ["path", *(["name"] if by_name else [])]
+    figures = ["count", "errors", *(f"{h}{ms}" for h in ("mean", "stddev", "p50", "p99", "max"))]
+    for col in names:
+        table.add_column(col, no_wrap=compact)
+    for col in figures:
+        table.add_column(col, justify="right", no_wrap=compact)
+    if with_attributes:
+        table.add_column("attributes (mean)")
     for s in summaries:
         st = s.stats
-        row: list[Any] = [Text(clean(s.path, 200))]
-        if by_name:
-            row.append(Text(clean(s.name or "", 200)))
-        row += [
-            f"{st.count:,}",
-            f"{st.error_rate * 100:.1f}%",
-            _ms(st.mean_ns),
-            _ms(st.stddev_ns),
-            _ms(st.quantile(0.5)),
-            _ms(st.quantile(0.99)),
-            _ms(st.max_ns),
-        ]
+        if compact:
+            row: list[Any] = [Text(clean(f"{s.path} {s.name or ''}".strip(), 200))]
+        else:
+            row = [Text(clean(s.path, 200)), *([Text(clean(s.name or "", 200))] if by_name else [])]
+        row += [f"{st.count:,}", f"{st.error_rate * 100:.1f}%"]
+        values = (st.mean_ns, st.stddev_ns, st.quantile(0.5), st.quantile(0.99), st.max_ns)
+        row += [_ms(v, 2 if compact else 3) for v in values]
+        if with_attributes:
+            means = ", ".join(f"{clean(k, 60)} {a.mean:,.1f}" for k, a in st.attributes.items())
+            row.append(Text(means))
         table.add_row(*row)
     console.print(table)
 

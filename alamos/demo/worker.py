@@ -15,11 +15,17 @@ import anyio
 import alamos
 from alamos.demo.http import serve
 from alamos.demo.layers import LocalStorage, StorageServer
+from alamos.demo.summary import DEMO_STATS_ATTRIBUTES
 
 
 async def _main(index: int, db: str, level: str) -> None:
     with alamos.new(
-        "demo", service=f"demo-storage-{index}", db=db, level=level, console=False
+        "demo",
+        service=f"demo-storage-{index}",
+        db=db,
+        level=level,
+        console=False,
+        stats_attributes=DEMO_STATS_ATTRIBUTES,
     ) as root:
         server = StorageServer(root.sub("storage_server"), LocalStorage(root.sub("storage")))
 
