@@ -52,7 +52,8 @@ def print_table(
     with_attributes = not compact and any(s.stats.attributes for s in summaries)
     ms = "" if compact else " ms"
     names = ["span"] if compact else ["path", *(["name"] if by_name else [])]
-    figures = ["count", "errors", *(f"{h}{ms}" for h in ("mean", "stddev", "p50", "p99", "max"))]
+    rate = "err%" if compact else "error rate"
+    figures = ["count", rate, *(f"{h}{ms}" for h in ("mean", "stddev", "p50", "p99", "max"))]
     for col in names:
         table.add_column(col, no_wrap=compact)
     for col in figures:
@@ -105,4 +106,4 @@ def stats(db: str, path: str | None, since: str | None, by: str, as_json: bool) 
         click.echo("no statistics in that time range", err=True)
         return
     windows = {(r.window_start_ns, r.window_ns) for r in rows}
-    print_table(summaries, f"Span statistics ({len(rows):,} rows, {len(windows):,} windows)")
+    print_table(summaries, f"Span statistics ({len(rows):,} rows, {len(windows):,} window(s))")
