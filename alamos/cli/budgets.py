@@ -58,6 +58,7 @@ def _to_json(report: BudgetReport, spikes: list[FrameRow], factor: float, window
         "top": report.top,
         "offenders": [row(o, share=o.share) for o in report.offenders],
         "spikes": [row(s) for s in spikes],
+        "stored_spikes": report.stored_spikes,
     }
     return json.dumps(doc, indent=2)
 
@@ -165,6 +166,11 @@ def _print(report: BudgetReport, spikes: list[FrameRow], factor: float, window: 
     type=click.IntRange(1, 10_000),
     help="The running mean is over this many previous frames.",
 )
+@click.option(
+    "--store-spikes",
+    is_flag=True,
+    help="Also flag the spikes in the alamos_spikes table (for the dashboard and retention).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def budgets(
     db: str,
@@ -174,6 +180,7 @@ def budgets(
     top: int,
     spike_factor: float,
     spike_window: int,
+    store_spikes: bool,
     as_json: bool,
 ) -> None:
     """Frame budgets: where the time of each frame (every span named FRAME)
@@ -197,6 +204,7 @@ def budgets(
             top=top,
             spike_factor=spike_factor,
             spike_window=spike_window,
+            store_spikes=store_spikes,
         )
         spikes = frames_of(
             db,
@@ -216,3 +224,5 @@ def budgets(
         click.echo(f"no frames: no span named {clean(frame, 200)!r} in that time range", err=True)
         return
     _print(report, spikes, spike_factor, spike_window)
+    if report.stored_spikes is not None:
+        click.echo(f"{report.stored_spikes:,} new spikes stored in alamos_spikes")

@@ -48,7 +48,7 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
 
     import alamos
     from alamos.demo.rules import DEMO_RULES, print_rules
-    from alamos.demo.summary import summarise
+    from alamos.demo.summary import DEMO_STATS_ATTRIBUTES, summarise
     from alamos.demo.workload import Counters, run_workload
 
     url = db or os.environ.get("ALAMOS_DB") or DEFAULT_DB
@@ -56,7 +56,13 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
     since = time.time_ns()
     try:
         root = alamos.new(
-            "demo", service="demo-api", db=url, level=level, console=False, rules=DEMO_RULES
+            "demo",
+            service="demo-api",
+            db=url,
+            level=level,
+            console=False,
+            stats_attributes=DEMO_STATS_ATTRIBUTES,
+            rules=DEMO_RULES,
         )
     except (ValueError, ImportError) as exc:
         raise click.UsageError(str(exc)) from None
@@ -120,6 +126,33 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
     console.print(table)
     _print_budgets(console, url, since)
     print_rules(console, url, since)
+    _print_stats(console, url, since)
+
+
+def _print_stats(console: Console, url: str, since: int) -> None:
+    """The live span statistics (``alamos stats``), merged over this run's windows."""
+    from rich.text import Text
+
+    from alamos.cli.stats import print_table
+    from alamos.core.errors import TraceQueryError
+    from alamos.demo.summary import span_statistics
+
+    try:
+        summaries = span_statistics(url, since)
+    except TraceQueryError as exc:
+        console.print(Text(f"span statistics unavailable: {exc}", style="yellow"))
+        return
+    if not summaries:
+        return
+    print_table(summaries, "Span statistics, ms (alamos stats)", console, compact=True)
+    for s in summaries:
+        for name, a in s.stats.attributes.items():
+            console.print(
+                Text(
+                    f"  {s.path} {s.name}: {name} mean {a.mean:,.1f} "
+                    f"(min {a.min:,.0f}, max {a.max:,.0f}; {a.count:,} spans)"
+                )
+            )
 
 
 def _print_budgets(console: Console, url: str, since: int) -> None:

@@ -18,8 +18,21 @@ from typing import Any
 import sqlalchemy as sa
 
 from alamos.report.query import BudgetMap, BudgetReport, budget_report
+from alamos.stats import Summary, read_stats, summarize
 
-__all__ = ["DEMO_BUDGETS", "DEMO_FRAMES", "LAYER_SQL", "LOGS_SQL", "frame_budgets", "summarise"]
+__all__ = [
+    "DEMO_BUDGETS",
+    "DEMO_FRAMES",
+    "DEMO_STATS_ATTRIBUTES",
+    "LAYER_SQL",
+    "LOGS_SQL",
+    "frame_budgets",
+    "span_statistics",
+    "summarise",
+]
+
+#: The span attributes the demo keeps statistics of (``Cesium.write`` sets it).
+DEMO_STATS_ATTRIBUTES = ("bytes",)
 
 #: The api server's request spans (``AlamosMiddleware`` on ``demo.api``, named
 #: after the route template): one frame per request.
@@ -94,3 +107,10 @@ def frame_budgets(url: str, since_ns: int) -> list[BudgetReport]:
     run's), with :data:`DEMO_BUDGETS`; a frame nobody recorded has
     ``frame.frames == 0``.  No top offenders are printed, so one is asked for."""
     return [budget_report(url, f, DEMO_BUDGETS, since_ns=since_ns, top=1) for f in DEMO_FRAMES]
+
+
+def span_statistics(url: str, since_ns: int) -> list[Summary]:
+    """The live statistics the demo's processes stored (``alamos_span_stats``),
+    merged per path and span name over the windows since ``since_ns``."""
+    rows = [r for r in read_stats(url, since_ns=since_ns) if r.service.startswith("demo")]
+    return summarize(rows, by="name")

@@ -13,6 +13,7 @@ import argparse
 import alamos
 from alamos.demo.http import app, bind, server
 from alamos.demo.layers import LocalStorage, StorageServer
+from alamos.demo.summary import DEMO_STATS_ATTRIBUTES
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,7 +23,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--level", default="debug")
     args = parser.parse_args(argv)
     root = alamos.new(
-        "demo", service=f"demo-storage-{args.index}", db=args.db, level=args.level, console=False
+        "demo",
+        service=f"demo-storage-{args.index}",
+        db=args.db,
+        level=args.level,
+        console=False,
+        stats_attributes=DEMO_STATS_ATTRIBUTES,
     )
     exp = root.sub("storage_server")
     storage = StorageServer(exp, LocalStorage(root.sub("storage")))

@@ -57,6 +57,9 @@ class Config:
     """Process and GC collectors in ``root.registry``."""
     rules: RuleSet | None = None
     """Recording rules (:mod:`alamos.experiment.rules`)."""
+    stats_interval: float | None = 60.0
+    """Window of the live span statistics in seconds; None: no statistics."""
+    stats_attributes: tuple[str, ...] = ()
 
     @classmethod
     def read(
@@ -82,6 +85,8 @@ class Config:
         ignore: Sequence[type[BaseException]] = (),
         process_metrics: bool = True,
         rules: object = None,
+        stats_interval: float | None = 60.0,
+        stats_attributes: Sequence[str] = (),
     ) -> Config:
         """The arguments of :func:`alamos.new`, checked, with the environment's defaults."""
         validate_key(key)
@@ -98,6 +103,7 @@ class Config:
         check_max_bytes(max_queue_bytes)
         if flush_interval <= 0 or metrics_interval <= 0 or report_interval <= 0:
             raise ValueError("flush_interval, metrics_interval and report_interval must be > 0")
+        _check_stats(stats_interval, stats_attributes)
         return cls(
             key=key,
             level=coerce_filter(level),
@@ -119,6 +125,25 @@ class Config:
             ignore=check_ignore(ignore),
             process_metrics=bool(process_metrics),
             rules=coerce_rules(rules),
+            stats_interval=None if stats_interval is None else float(stats_interval),
+            stats_attributes=tuple(stats_attributes),
+        )
+
+
+def _check_stats(interval: float | None, attributes: Sequence[str]) -> None:
+    if interval is not None and (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not 0.001 <= interval <= 86_400 * 366
+    ):
+        raise ValueError(
+            f"stats_interval must be a number of seconds from 0.001 to a year, or None "
+            f"for no statistics (got {interval!r})"
+        )
+    if isinstance(attributes, str) or not all(isinstance(a, str) and a for a in attributes):
+        raise ValueError(
+            "stats_attributes must be a list of attribute names, e.g. ('bytes', 'rows') "
+            f"(got {attributes!r})"
         )
 
 

@@ -44,6 +44,8 @@ def new(
     ignore: Sequence[type[BaseException]] = (),
     process_metrics: bool = True,
     rules: object = None,
+    stats_interval: float | None = 60.0,
+    stats_attributes: Sequence[str] = (),
 ) -> Experiment:
     """Create the root of a new experiment tree.  See the README for every option."""
     config = Config.read(
@@ -67,6 +69,8 @@ def new(
         ignore=ignore,
         process_metrics=process_metrics,
         rules=rules,
+        stats_interval=stats_interval,
+        stats_attributes=stats_attributes,
     )
     state = RootState(
         level_filter=config.level,

@@ -27,6 +27,7 @@ from alamos.core.handoff import Item, Put
 from alamos.experiment.config import Config
 from alamos.experiment.root import RootState
 from alamos.experiment.snapshots import MetricSnapshots, report_records
+from alamos.experiment.statistics import attach_statistics
 from alamos.report.pipeline.collector import Collector, Poller
 from alamos.report.pipeline.delivery import Delivery
 from alamos.report.pipeline.stats import drop_label
@@ -80,6 +81,7 @@ def build_pipeline(config: Config, state: RootState) -> None:
             on_drop=on_drop,
         )
         state.collector.handoff.set_max_bytes(config.max_queue_bytes)
+        attach_statistics(config, state, state.collector)
     state.put = _make_put(state)
 
 

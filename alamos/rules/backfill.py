@@ -77,7 +77,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from alamos.core.level import Level
 from alamos.core.records import MetricRecord
 from alamos.report.sql.exporter import SQLExporter
-from alamos.report.sql.reading import read
+from alamos.report.sql.reading import run_read
 from alamos.report.sql.schema import spans
 from alamos.rules.live import Series, series_values
 from alamos.rules.rule import OVERFLOW_METRIC, Rule, RuleSet
@@ -182,7 +182,7 @@ def compute(
             done.append(summary)
         return records, done
 
-    records, done = read(url, work)
+    records, done = run_read(url, work)
     return records, BackfillResult(since_ns, until, step_ns, tuple(done))
 
 

@@ -78,6 +78,10 @@ class Observer:
 
     name: str
     observe: Callable[[Sequence[Record]], None]
+    at_close: Callable[[], Iterable[Record]] | None = None
+    """Records the observer still holds (the statistics of the last window),
+    asked for once by the worker after its last drain at close, when no
+    record can arrive any more, and delivered (not observed)."""
 
 
 class Collector:
@@ -193,6 +197,9 @@ class Collector:
                 self._discard_abandoned()
                 return
             if stopping and not len(self.handoff):
+                for observer in self._observers:
+                    if observer.at_close is not None:
+                        self._poll(f"{observer.name} at close", observer.at_close)
                 return
 
     def _poll(self, name: str, poll: Callable[[], Iterable[Record]]) -> None:

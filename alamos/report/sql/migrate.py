@@ -115,7 +115,7 @@ def _v2_spans_keyed_by_trace_and_span(conn: Connection) -> None:
 
 
 #: The tables version 3 adds, by name (each defined in :mod:`~alamos.report.sql.schema`).
-V3_TABLES: tuple[str, ...] = ()
+V3_TABLES: tuple[str, ...] = ("alamos_span_stats", "alamos_spikes")
 
 #: The indexes version 3 adds to existing tables, as (table, index name).
 V3_INDEXES: tuple[tuple[str, str], ...] = (

@@ -1,13 +1,9 @@
-"""Reading a database back, for the analysis packages (``alamos.rules``...).
+"""Opening a database to read alamos' tables back (traces, budgets, statistics, rules).
 
-:func:`read` runs a function on a connection to a URL and turns any failure
-to read into a :class:`~alamos.core.errors.TraceQueryError` that names the
-database (password hidden).  It never creates a database: SQLite would
-silently create an empty file at a mistyped path, so the file must exist,
-and a database without the alamos tables is refused with a clear message.
-(The same rules as :mod:`alamos.report.query.traces`, which predates this
-module; the analysis packages cannot import ``report.query``, one layer
-over.)
+Shared by every reader above the storage side (:mod:`alamos.report.query`,
+:mod:`alamos.stats`, :mod:`alamos.rules`): one way to open a URL for reading, and one way a
+failure to read is reported (:class:`~alamos.core.errors.TraceQueryError`,
+naming the database with its password hidden).
 """
 
 from __future__ import annotations
@@ -24,14 +20,17 @@ from alamos.core.errors import TraceQueryError
 from alamos.report.sql.exporter import normalize_url
 from alamos.report.sql.schema import spans
 
-__all__ = ["read", "read_engine"]
+__all__ = ["read_engine", "run_read"]
 
 T = TypeVar("T")
 
 
 def read_engine(url: str) -> Engine:
-    """An engine for reading ``url`` (no pool), failing clearly rather than
-    creating a SQLite file."""
+    """An engine for reading ``url``, failing clearly rather than creating a file.
+
+    SQLite would silently create an empty database at a mistyped path; a
+    reader checks that the file exists first.
+    """
     try:
         u = normalize_url(url)
     except ValueError as exc:
@@ -41,7 +40,7 @@ def read_engine(url: str) -> Engine:
     if u.drivername == "sqlite":
         database = u.database or ""
         if database in ("", ":memory:"):
-            raise TraceQueryError(f"{shown} is an in-memory database: it holds no spans")
+            raise TraceQueryError(f"{shown} is an in-memory database: it holds no traces")
         if not database.startswith("file:") and not Path(database).is_file():
             raise TraceQueryError(f"no SQLite database at {database} (from {shown})")
     else:
@@ -49,16 +48,23 @@ def read_engine(url: str) -> Engine:
     return create_engine(u, poolclass=NullPool, connect_args=connect_args)
 
 
-def read(url: str, work: Callable[[Connection], T]) -> T:
-    """``work(conn)`` on a connection to ``url``, which must hold the alamos
-    tables; any failure to read raises :class:`TraceQueryError`."""
+def run_read(url: str, work: Callable[[Connection], T], *, table: str = spans.name) -> T:
+    """``work(conn)`` on a connection to ``url``; any failure to read becomes
+    a :class:`TraceQueryError` naming the database (password hidden).  A
+    database without ``table`` (nothing exported to it yet, or an alamos
+    older than that table) is refused with a message saying so."""
     engine = read_engine(url)
     shown = engine.url.render_as_string(hide_password=True)
     try:
         with engine.connect() as conn:
-            if not inspect(conn).has_table(spans.name):
+            if not inspect(conn).has_table(table):
+                if table == spans.name:
+                    raise TraceQueryError(
+                        f"{shown} has no alamos tables: nothing has been exported to it yet"
+                    )
                 raise TraceQueryError(
-                    f"{shown} has no alamos tables: nothing has been exported to it yet"
+                    f"{shown} has no {table} table: nothing has been exported to it yet "
+                    "by an alamos that writes it"
                 )
             return work(conn)
     except SQLAlchemyError as exc:

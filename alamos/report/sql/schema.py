@@ -47,7 +47,9 @@ __all__ = [
     "metrics",
     "reports",
     "schema_version",
+    "span_stats",
     "spans",
+    "spikes",
 ]
 
 #: JSONB on PostgreSQL, JSON text elsewhere.  Python ``None`` is SQL ``NULL``.
@@ -166,6 +168,52 @@ reports = Table(
     Column("level", Text, nullable=False),
 )
 
+# Windowed span statistics (alamos.stats): one row per (path, name, status,
+# level), window and emission; rows merge exactly (see docs/stats.md).
+span_stats = Table(
+    "alamos_span_stats",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("window_start_ns", BigInteger, nullable=False),
+    Column("window_ns", BigInteger, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("level", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("sum_ns", BigInteger, nullable=False),
+    Column("mean_ns", Double, nullable=False),
+    Column("m2", Double, nullable=False),
+    Column("min_ns", BigInteger, nullable=False),
+    Column("max_ns", BigInteger, nullable=False),
+    Column("sketch", Text, nullable=False),
+    Column("attributes", JSONType),
+    Column("service", Text, nullable=False),
+    Column("node", Text, nullable=False),
+    Index("ix_alamos_span_stats_window", "window_start_ns"),
+    Index("ix_alamos_span_stats_path_name_window", "path", "name", "window_start_ns"),
+)
+
+# Frames flagged as spikes by the frame budgets (alamos.report.query.spikes):
+# written when a budget report stores them, read by retention and the
+# dashboard.  Keyed by the frame's span, so storing it again stores nothing.
+spikes = Table(
+    "alamos_spikes",
+    metadata,
+    Column("span_id", Text, primary_key=True),
+    Column("trace_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("start_ns", BigInteger, nullable=False),
+    Column("duration_ns", BigInteger, nullable=False),
+    Column("baseline_ns", Double, nullable=False),
+    Column("factor", Double, nullable=False),
+    Column("window", Integer, nullable=False),
+    Column("flagged_ns", BigInteger, nullable=False),
+    Index("ix_alamos_spikes_start", "start_ns"),
+)
+
 schema_version = Table(
     "alamos_schema_version",
     metadata,
@@ -173,7 +221,9 @@ schema_version = Table(
 )
 
 #: The record tables by name, in the order rows are written.
-TABLES: dict[str, Table] = {t.name: t for t in (experiments, spans, logs, metrics, reports)}
+TABLES: dict[str, Table] = {
+    t.name: t for t in (experiments, spans, logs, metrics, reports, span_stats)
+}
 
 
 def field_of(column: Column[Any]) -> str | None:
