@@ -30,7 +30,7 @@ from alamos.experiment.experiment import Experiment
 if TYPE_CHECKING:
     from alamos.testing.recorder import Recorder
 
-__all__ = ["Attachment", "SeriesKey", "series_key"]
+__all__ = ["Attachment", "RecorderSink", "SeriesKey", "series_key"]
 
 #: A metric series: (experiment path, metric name, sorted label items).
 SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]
@@ -43,10 +43,12 @@ def series_key(path: str, name: str, labels: Mapping[str, Any]) -> SeriesKey:
     return (path, name, tuple(sorted((k, str(v)) for k, v in labels.items())))
 
 
-class _Sink:
-    """The synchronous exporter added to the tree: it forwards to the
-    recorder, and its ``close`` does nothing (the tree never closes it, and
-    the recorder is not the tree's to close)."""
+class RecorderSink:
+    """What a tree is given instead of the recorder itself: a synchronous
+    exporter that forwards to it, and whose ``close`` does nothing.  A tree
+    closes its exporters when it closes; if that were ``Recorder.close``,
+    closing one tree would close every other tree of the recorder (and the
+    recorder is not an attached tree's to close)."""
 
     synchronous = True
 
@@ -71,13 +73,17 @@ class Attachment:
         self.root = root.root
         #: The cumulative metric values at the attach (see the module doc).
         self.baseline: dict[SeriesKey, float] = {}
-        self._sink: _Sink | None = None
+        #: Once detached: every series' value over the attachment (counters
+        #: and histograms since the attach, gauges as they were), so that
+        #: ``rec.metric`` still answers after the ``with`` block.
+        self.final: dict[SeriesKey, float] | None = None
+        self._sink: RecorderSink | None = None
         if any(
             e is recorder or getattr(e, "recorder", None) is recorder for e in self.root.exporters
         ):
             return  # the recorder is fed already: its own tree, or attached twice
         self.baseline = _cumulative_values(self.root)
-        self._sink = _Sink(recorder)
+        self._sink = RecorderSink(recorder)
         self.root.add_exporter(self._sink)
 
     @property
@@ -90,6 +96,7 @@ class Attachment:
         sink, self._sink = self._sink, None
         if sink is not None:
             self.root.remove_exporter(sink)
+            self.final = _values_since(self.root, self.baseline)
 
     def __enter__(self) -> Recorder:
         return self.recorder
@@ -103,10 +110,24 @@ class Attachment:
 
 
 def _cumulative_values(root: Experiment) -> dict[SeriesKey, float]:
+    return _values(root, cumulative_only=True)
+
+
+def _values_since(root: Experiment, baseline: Mapping[SeriesKey, float]) -> dict[SeriesKey, float]:
+    values = _values(root, cumulative_only=False)
+    return {key: value - baseline.get(key, 0) for key, value in values.items()}
+
+
+def _values(root: Experiment, cumulative_only: bool) -> dict[SeriesKey, float]:
+    """Every series' value (the sum for a histogram); a gauge's with the
+    cumulative ones unless ``cumulative_only``.  A metric filtered out of an
+    open tree recorded nothing: left out."""
     out: dict[SeriesKey, float] = {}
     for exp in root.walk():
         for metric in exp.metrics:
-            if metric.kind not in CUMULATIVE:
+            if cumulative_only and metric.kind not in CUMULATIVE:
+                continue
+            if not metric.enabled and not root.closed:
                 continue
             for sample in metric.samples():
                 value = sample["value"]

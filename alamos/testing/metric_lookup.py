@@ -38,6 +38,8 @@ class MetricSource:
     root: Experiment
     baseline: Mapping[SeriesKey, float] = attrs.field(factory=dict)
     attached: bool = False
+    #: A detached tree's values over the attachment, read instead of the live ones.
+    final: Mapping[SeriesKey, float] | None = None
 
 
 def find_metric(root: Experiment, path: str, name: str) -> Metric | None:
@@ -63,7 +65,10 @@ def live_value(
 ) -> float | None:
     """The series' value now, less the source's baseline; ``None`` if it has
     no sample (or, in an open tree, if it is filtered out: it recorded
-    nothing).  An attached tree that was closed is read as it was at close."""
+    nothing).  An attached tree that was closed is read as it was at close,
+    one detached from as it was at the detach."""
+    if source.final is not None:
+        return source.final.get(series_key(path, metric.name, labels))
     if not metric.enabled and not (source.attached and source.root.closed):
         return None
     value = metric.value(**labels)

@@ -30,7 +30,7 @@ from alamos.core.records import (
     SpanRecord,
 )
 from alamos.experiment.experiment import Experiment
-from alamos.testing.attach import Attachment
+from alamos.testing.attach import Attachment, RecorderSink
 from alamos.testing.match import (
     attributes_match,
     describe_log,
@@ -107,27 +107,6 @@ def _no_match(what: str, filters: Mapping[str, Any], found: int, have: list[str]
     return f"{head} Recorded {what}s ({len(have)}):\n  {shown}"
 
 
-class _TreeSink:
-    """What :meth:`Recorder.new` wires into a tree instead of the recorder.
-
-    A tree calls ``close()`` on its exporters when it closes; if that were
-    :meth:`Recorder.close`, closing one tree would close every other tree of
-    the recorder.  So each tree gets this thin forwarder, whose ``close`` does
-    nothing.
-    """
-
-    synchronous = True
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.recorder = recorder
-        self.min_level = recorder.min_level
-        self.name = recorder.name
-        self.export = recorder.export
-
-    def close(self) -> None:
-        return None
-
-
 class Recorder:
     """Keeps every record in memory, in order, thread-safe."""
 
@@ -182,14 +161,13 @@ class Recorder:
         attachment = Attachment(self, root)
         if attachment.attached:
             with self._lock:
-                kept = [a for a in self._attachments if a.attached]
-                self._attachments = [*kept, attachment]
+                self._attachments.append(attachment)
         return attachment
 
     def detach_all(self) -> None:
         """Detach from every tree attached with :meth:`attach`."""
         with self._lock:
-            attachments, self._attachments = self._attachments, []
+            attachments = list(self._attachments)
         for attachment in attachments:
             attachment.detach()
 
@@ -213,7 +191,7 @@ class Recorder:
         """
         from alamos.experiment.lifecycle import new
 
-        exporters = [_TreeSink(self), *kw.pop("exporters", ())]
+        exporters = [RecorderSink(self), *kw.pop("exporters", ())]
         kw.setdefault("console", False)
         root = new(key, level=level, exporters=exporters, debug=debug, **kw)
         with self._lock:
@@ -348,11 +326,13 @@ class Recorder:
 
         The live metric is read first, in the open trees this recorder made
         (the first, in creation order, that has it enabled with a sample for
-        these labels), then in the trees it is attached to: a test sees an
-        increment at once, with no export to wait for.  A counter or histogram
-        of an attached tree counts from the attach, summed over the attached
-        trees that have it (two live trees may share a path); a gauge is the
-        first one's value (see :mod:`alamos.testing.attach`).  A filtered-out metric has recorded
+        these labels), then in the trees it is (or was) attached to: a test
+        sees an increment at once, with no export to wait for.  A counter or
+        histogram of an attached tree counts what it counted while attached
+        (from the attach to the detach, or now), summed over the attachments
+        that have it (two live trees may share a path); a gauge is the first
+        one's value, an attachment in force first, then the latest detached
+        (see :mod:`alamos.testing.attach`).  A filtered-out metric has recorded
         nothing, so it is skipped.  Otherwise the latest recorded
         :class:`MetricRecord` with exactly these labels answers: that covers
         closed trees (a tree records its final metric values when it closes)
@@ -389,12 +369,15 @@ class Recorder:
     def _metric_sources(self) -> list[MetricSource]:
         with self._lock:
             own = [MetricSource(root) for root in self._trees]
-            attached = [
-                MetricSource(a.root, a.baseline, attached=True)
-                for a in self._attachments
-                if a.attached
-            ]
-        return [*own, *attached]
+            # Attached now, then detached from, the latest first (a gauge is
+            # read from the first source that has it).
+            live = [a for a in self._attachments if a.attached]
+            done = [a for a in reversed(self._attachments) if not a.attached]
+        attached = [MetricSource(a.root, a.baseline, attached=True) for a in live]
+        detached = [
+            MetricSource(a.root, attached=True, final=a.final) for a in done if a.final is not None
+        ]
+        return [*own, *attached, *detached]
 
     @property
     def metrics(self) -> list[MetricRecord]:

@@ -267,3 +267,26 @@ def test_two_live_trees_with_the_same_path_count_together(tmp_path: Path) -> Non
     rec.close()
     old.close()
     new.close()
+
+
+def test_metric_after_the_detach_reads_the_attached_window(tmp_path: Path) -> None:
+    root = shop(tmp_path)
+    orders = root.metrics.counter("orders")
+    carts = root.metrics.gauge("carts")
+    orders.inc(100)
+    rec = Recorder()
+    with rec.attach(root):
+        orders.inc(2)
+        carts.set(3)
+    orders.inc(50)  # after the detach: not this recorder's
+    carts.set(9)
+    assert rec.metric("shop", "orders") == 2
+    assert rec.metric("shop", "carts") == 3  # as it was at the detach
+    with rec.attach(root):
+        orders.inc(1)
+        assert rec.metric("shop", "orders") == 3  # both windows
+        assert rec.metric("shop", "carts") == 9  # the attachment in force
+    assert rec.metric("shop", "orders") == 3
+    with pytest.raises(AssertionError, match=r"(?s)no metric 'order' of 'shop'.*shop orders"):
+        rec.metric("shop", "order")
+    root.close()
