@@ -22,6 +22,7 @@ def _register() -> None:
         budgets,  # noqa: F401
         dashboard,  # noqa: F401
         demo,  # noqa: F401
+        records,  # noqa: F401
         rules,  # noqa: F401
         stats,  # noqa: F401
         traces,  # noqa: F401

@@ -19,7 +19,8 @@ import attrs
 import click
 
 from alamos.cli import main
-from alamos.cli.traces import _when, clean, db_option, since_ns
+from alamos.cli.database import db_option
+from alamos.cli.traces import _unreadable, _when, clean, since_ns
 from alamos.report.query import (
     DEFAULT_SPIKE_FACTOR,
     DEFAULT_SPIKE_WINDOW,
@@ -216,7 +217,7 @@ def budgets(
             limit=top,
         )
     except TraceQueryError as exc:
-        raise click.ClickException(clean(str(exc), 2000)) from None
+        raise _unreadable(exc) from None
     if as_json:
         click.echo(_to_json(report, spikes, spike_factor, spike_window))
         return

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from alamos.cli import main
+from alamos.cli.database import to_url
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,7 +27,8 @@ def _ms(ns: object) -> str:
 @click.option(
     "--db",
     default=None,
-    help=f"Database URL (default: $ALAMOS_DB, else {DEFAULT_DB} in the working directory).",
+    help=f"Database: a SQLite file path or a URL (default: $ALAMOS_DB, else {DEFAULT_DB} "
+    "in the working directory).",
 )
 @click.option("--clients", default=8, show_default=True, type=click.IntRange(1, 512))
 @click.option(
@@ -51,7 +53,7 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
     from alamos.demo.summary import DEMO_STATS_ATTRIBUTES, summarise
     from alamos.demo.workload import Counters, run_workload
 
-    url = db or os.environ.get("ALAMOS_DB") or DEFAULT_DB
+    url = to_url(db or os.environ.get("ALAMOS_DB") or DEFAULT_DB)
     console = Console()
     since = time.time_ns()
     try:

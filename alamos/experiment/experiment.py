@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
+from alamos.core.exporter import Exporter
 from alamos.core.level import Level, LevelLike, parse_level
 from alamos.core.records import ExperimentRecord
 from alamos.core.scope import LiveScope, Scope
@@ -165,7 +166,9 @@ class Experiment:
             bench = state.enabled(Level.BENCH, self.path)
             debug = state.enabled(Level.DEBUG, self.path)
             prod = state.enabled(Level.PROD, self.path)
-        self._scope.set(Scope(self.path, bench, debug, prod, state.session_for(self.path)))
+        self._scope.set(
+            Scope(self.path, bench, debug, prod, state.session_for(self.path), state.put)
+        )
 
     def set_level(self, spec: object) -> None:
         """Replace the tree's level filter at run time (a level, a spec string
@@ -274,6 +277,28 @@ class Experiment:
         the :class:`~alamos.report.pipeline.stats.CloseResult` says how many
         records are durable (stored or spooled), dropped or still pending."""
         return self._root_state.close(timeout)
+
+    # -- exporters added while the tree runs -------------------------------------
+
+    @property
+    def exporters(self) -> tuple[Exporter, ...]:
+        """The tree's exporters: those it was made with, then the synchronous
+        ones added by :meth:`add_exporter`."""
+        state = self._root_state
+        return (*state.exporters, *state.added_sinks)
+
+    def add_exporter(self, exporter: Exporter) -> None:
+        """Hand every record the tree makes from now on to ``exporter`` too,
+        at once, in the recording thread (the whole tree, like :meth:`close`).
+        Only a synchronous exporter (in memory, ``synchronous = True``, such as
+        :class:`alamos.testing.Recorder`) can be added to a running tree;
+        :meth:`alamos.testing.Recorder.attach` is the way to use it in tests.
+        Adding one twice is harmless.  The tree does not close it."""
+        self._root_state.add_sink(exporter)
+
+    def remove_exporter(self, exporter: Exporter) -> bool:
+        """Undo :meth:`add_exporter`; False if ``exporter`` was not added."""
+        return self._root_state.remove_sink(exporter)
 
     def __enter__(self) -> Experiment:
         return self

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from alamos.core import process
 from alamos.core.exporter import Exporter
 from alamos.core.handoff import DEFAULT_MAX_BYTES
 from alamos.experiment.config import Config
@@ -93,4 +94,5 @@ def new(
     attach_root(config, state, root)
     attach_rules(config, state, root)
     state.track_process(node_given=config.node is not None)
+    process.root_created(root)
     return root

@@ -58,6 +58,9 @@ class _NoopExperiment(Experiment):
     def attach(self, key: str, provider: Any, level: Any = "prod") -> None:
         return None
 
+    def add_exporter(self, exporter: Any) -> None:
+        return None  # NOOP records nothing: there is nothing to hand over
+
     def report(self) -> dict[str, Any]:
         return {"key": self.key, "path": self.path, "reports": {}, "metrics": {}, "children": {}}
 

@@ -135,6 +135,8 @@ class Tracer:
     def _update(self, scope: Scope) -> None:
         self._bench, self._debug, self._prod = scope.bench, scope.debug, scope.prod
         self._session_id = scope.session_id
+        if scope.put is not None:
+            self._put = scope.put
 
     @overload
     def span(
