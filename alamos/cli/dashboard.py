@@ -15,7 +15,8 @@ from pathlib import Path
 import click
 
 from alamos.cli import main
-from alamos.cli.traces import DEFAULT_DB, ENV_DB, clean
+from alamos.cli.database import db_option
+from alamos.cli.traces import clean
 
 __all__ = ["DEFAULT_PORT", "dashboard"]
 
@@ -25,14 +26,7 @@ _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,200}")
 
 
 @main.command()
-@click.option(
-    "--db",
-    envvar=ENV_DB,
-    default=DEFAULT_DB,
-    show_default=True,
-    show_envvar=True,
-    help="Database URL to read (sqlite:///file.db or postgresql://...).",
-)
+@db_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535))
 @click.option(

@@ -51,7 +51,13 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
     import alamos
     from alamos.demo.rules import DEMO_RULES, print_rules
     from alamos.demo.summary import DEMO_STATS_ATTRIBUTES, summarise
-    from alamos.demo.workload import Counters, run_workload
+
+    try:
+        from alamos.demo.workload import Counters, run_workload
+    except ImportError as exc:  # the demo runs on uvicorn, Starlette and httpx
+        raise click.UsageError(
+            f"the demo needs its extra ({exc.name or exc}): pip install 'alamos[demo]'"
+        ) from None
 
     url = to_url(db or os.environ.get("ALAMOS_DB") or DEFAULT_DB)
     console = Console()

@@ -181,3 +181,20 @@ def test_bad_db_or_level_is_a_usage_error_not_a_traceback(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_without_the_demo_extra_it_says_which_extra_to_install(tmp_path: Path) -> None:
+    # A Python where uvicorn cannot be imported, as without `alamos[demo]`.
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['uvicorn'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    result = subprocess.run(
+        [sys.executable, "-m", "alamos.cli", "demo", "--seconds", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'alamos[demo]'" in result.stderr
+    assert "Traceback" not in result.stderr

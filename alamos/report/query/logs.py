@@ -15,7 +15,8 @@ from sqlalchemy import Connection, and_, or_, select
 
 from alamos.core.level import LOG_LEVELS
 from alamos.core.records import LogRecord
-from alamos.report.query.traces import _columns, _log, _run
+from alamos.report.query.traces import _columns, _log
+from alamos.report.sql.reading import run_read as _run
 from alamos.report.sql.schema import logs as logs_table
 
 __all__ = ["LogQuery", "find_logs", "log_level_at_least"]

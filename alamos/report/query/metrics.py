@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Text, and_, cast, func, or_, select
 
 from alamos.core.records import MetricRecord
-from alamos.report.query.traces import _columns, _json, _level, _run
+from alamos.report.query.traces import _columns, _json, _level
+from alamos.report.sql.reading import run_read as _run
 from alamos.report.sql.schema import metrics as metrics_table
 
 __all__ = ["latest_metrics"]
