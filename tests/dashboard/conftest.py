@@ -118,7 +118,12 @@ def site(backend: Any) -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an asyncio loop
+# marked running in the main thread while it is open, and every async test
+# run after it (anyio's asyncio runner) then fails with "Cannot run the event
+# loop while another loop is running".  Closing it after each module keeps the
+# rest of the suite unaffected (a launch costs about a second).
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright
