@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "AlamosError",
     "RecordsRejected",
+    "RetentionError",
     "SchemaVersionError",
     "TraceQueryError",
     "UnendedSpansError",
@@ -59,3 +60,10 @@ class RecordsRejected(AlamosError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RetentionError(AlamosError):
+    """Garbage collection or a hold could not run: no database at that URL,
+    a database without alamos tables, another gc already running on it, or a
+    database that cannot be reached.  Nothing was deleted.  The message says
+    which database (password hidden) and what to do."""

@@ -17,6 +17,7 @@ from alamos.core.exporter import Exporter
 from alamos.core.handoff import check_max_bytes
 from alamos.experiment.filter import Filter, coerce_filter
 from alamos.experiment.keys import validate_key
+from alamos.retention.policy import Policy
 from alamos.trace.sampling import Sampler, coerce_sampler
 
 __all__ = ["ENV_CONSOLE", "ENV_DB", "ENV_SPOOL", "Config"]
@@ -48,6 +49,9 @@ class Config:
     metrics_interval: float
     report_interval: float
     spool_dir: Path
+    retention: Policy | None = None
+    """Garbage collection in the background (see alamos.experiment.retention)."""
+    retention_interval: float = 3600.0
 
     @classmethod
     def read(
@@ -70,6 +74,8 @@ class Config:
         metrics_interval: float,
         report_interval: float,
         spool_dir: str | os.PathLike[str] | None,
+        retention: Policy | None = None,
+        retention_interval: float = 3600.0,
     ) -> Config:
         """The arguments of :func:`alamos.new`, checked, with the environment's defaults."""
         validate_key(key)
@@ -84,6 +90,12 @@ class Config:
                 f"batch_size and max_queue must be at least 1 (got {batch_size} and {max_queue})"
             )
         check_max_bytes(max_queue_bytes)
+        if retention is not None and not isinstance(retention, Policy):
+            raise TypeError(
+                f"retention must be an alamos.retention.Policy (or None), not {retention!r}"
+            )
+        if isinstance(retention_interval, bool) or not retention_interval > 0:
+            raise ValueError(f"retention_interval must be > 0 seconds (got {retention_interval!r})")
         if flush_interval <= 0 or metrics_interval <= 0 or report_interval <= 0:
             raise ValueError("flush_interval, metrics_interval and report_interval must be > 0")
         return cls(
@@ -104,6 +116,8 @@ class Config:
             metrics_interval=metrics_interval,
             report_interval=report_interval,
             spool_dir=Path(spool_dir) if spool_dir is not None else _default_spool_dir(),
+            retention=retention,
+            retention_interval=float(retention_interval),
         )
 
 

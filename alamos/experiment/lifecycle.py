@@ -15,7 +15,9 @@ from alamos.core.handoff import DEFAULT_MAX_BYTES
 from alamos.experiment.config import Config
 from alamos.experiment.experiment import Experiment
 from alamos.experiment.pipeline import attach_root, build_pipeline, exporters_of
+from alamos.experiment.retention import start_retention
 from alamos.experiment.root import RootState, default_node
+from alamos.retention.policy import Policy
 
 __all__ = ["new"]
 
@@ -39,6 +41,8 @@ def new(
     metrics_interval: float = 10.0,
     report_interval: float = 60.0,
     spool_dir: str | os.PathLike[str] | None = None,
+    retention: Policy | None = None,
+    retention_interval: float = 3600.0,
 ) -> Experiment:
     """Create the root of a new experiment tree.  See the README for every option."""
     config = Config.read(
@@ -59,6 +63,8 @@ def new(
         metrics_interval=metrics_interval,
         report_interval=report_interval,
         spool_dir=spool_dir,
+        retention=retention,
+        retention_interval=retention_interval,
     )
     state = RootState(
         level_filter=config.level,
@@ -76,5 +82,6 @@ def new(
     root._refresh()
     root._announce()
     attach_root(config, state, root)
+    start_retention(config, state)
     state.track_process(node_given=config.node is not None)
     return root

@@ -115,10 +115,14 @@ def _v2_spans_keyed_by_trace_and_span(conn: Connection) -> None:
 
 
 #: The tables version 3 adds, by name (each defined in :mod:`~alamos.report.sql.schema`).
-V3_TABLES: tuple[str, ...] = ()
+V3_TABLES: tuple[str, ...] = ("alamos_holds", "alamos_gc_pending")
 
 #: The indexes version 3 adds to existing tables, as (table, index name).
-V3_INDEXES: tuple[tuple[str, str], ...] = ()
+V3_INDEXES: tuple[tuple[str, str], ...] = (
+    ("alamos_logs", "ix_alamos_logs_ts"),
+    ("alamos_metrics", "ix_alamos_metrics_ts"),
+    ("alamos_reports", "ix_alamos_reports_ts"),
+)
 
 
 def _v3_analysis_and_retention(conn: Connection) -> None:
