@@ -21,6 +21,7 @@ def _register() -> None:
     from alamos.cli import (
         budgets,  # noqa: F401
         demo,  # noqa: F401
+        retention,  # noqa: F401
         traces,  # noqa: F401
     )
 

@@ -16,6 +16,7 @@ from alamos.retention.policy import KINDS, Policy, parse_duration
 if TYPE_CHECKING:
     from alamos.retention.background import Background
     from alamos.retention.collect import DEFAULT_BATCH_SIZE, gc
+    from alamos.retention.db import check_database
     from alamos.retention.decide import FATES, KEPT
     from alamos.retention.holds import Hold, hold, list_holds, unhold
     from alamos.retention.summary import GcSummary, HandlerCounts, Space
@@ -32,6 +33,7 @@ __all__ = [
     "Policy",
     "RetentionError",
     "Space",
+    "check_database",
     "gc",
     "hold",
     "list_holds",
@@ -47,6 +49,7 @@ _LAZY = {
     "KEPT": "decide",
     "DEFAULT_BATCH_SIZE": "collect",
     "gc": "collect",
+    "check_database": "db",
     "Hold": "holds",
     "hold": "holds",
     "list_holds": "holds",

@@ -36,7 +36,7 @@ from alamos.report.sql.migrate import ensure_schema
 from alamos.report.sql.schema import spans
 from alamos.report.sql.writers import set_wal
 
-__all__ = ["GC_LOCK_KEY", "Db", "open_db", "reason_of"]
+__all__ = ["GC_LOCK_KEY", "Db", "check_database", "open_db", "reason_of"]
 
 #: ``pg_try_advisory_lock`` key of garbage collection ("alamosgc" in ASCII).
 GC_LOCK_KEY = 0x616C616D6F736763
@@ -177,3 +177,9 @@ def open_db(url: str, upgrade: bool = True) -> Db:
         db.dispose()
         raise
     return db
+
+
+def check_database(url: str) -> None:
+    """Raise :class:`RetentionError` unless ``url`` names a reachable database
+    with alamos tables (nothing is created or changed)."""
+    open_db(url, upgrade=False).dispose()

@@ -44,7 +44,7 @@ from sqlalchemy import (
     union_all,
 )
 
-from alamos.core.level import Level
+from alamos.core.level import LOG_LEVELS, Level
 from alamos.report.sql.schema import gc_pending, holds, logs, spans
 from alamos.retention.policy import Policy
 
@@ -73,8 +73,16 @@ def span_live(policy: Policy, now_ns: int) -> ColumnElement[Any]:
 
 
 def log_live(policy: Policy, now_ns: int) -> ColumnElement[Any]:
-    """1 for a log of ``alamos_logs`` still within the logs' TTL, else 0."""
-    return _live_since(logs.c.ts_ns, policy.ttl_of("logs"), now_ns)
+    """1 for a log of ``alamos_logs`` still within its TTL (its level's, see
+    :attr:`Policy.levels`, else the logs'), else 0."""
+    lg = logs.c
+    whens = [
+        (lg.level.in_(names), _live_since(lg.ts_ns, policy.level_ttl(lv, "logs"), now_ns))
+        for lv, _ in policy.levels
+        if (names := [n for n, nlv in LOG_LEVELS.items() if nlv is lv])
+    ]
+    default = _live_since(lg.ts_ns, policy.ttl_of("logs"), now_ns)
+    return case(*whens, else_=default) if whens else default
 
 
 def _held(trace_id: ColumnElement[Any], now_ns: int) -> ColumnElement[bool]:

@@ -7,10 +7,10 @@ of seconds, and stored as integer nanoseconds; ``None`` means "forever".
 
 The unit of spans and logs is the **trace**: a trace is deleted whole, when
 every one of its spans is older than its level's TTL and every one of its
-logs older than the logs' TTL, and no rule keeps it.  So ``debug`` spans at
-1 d delete the traces made only of debug spans after a day, while a prod
-trace keeps its debug children as long as it lives: a trace is never cut in
-half.
+logs older than the logs' TTL, and no rule keeps it.  So ``levels={"debug": "1d"}``
+deletes the traces made only of debug spans and logs after a day, while a
+prod trace keeps its debug children as long as it lives: a trace is never
+cut in half.
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ KINDS = ("spans", "logs", "metrics", "reports", "statistics")
 
 _UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
-#: Longer than this is "forever" in all but name; also keeps ``now - ttl`` in a BIGINT.
-_MAX_NS = 1000 * 365 * 86400 * 10**9
+#: Durations are capped at 100 years: "forever" in all but name, and
+#: ``now - ttl`` stays well inside a signed 64-bit integer (BIGINT).
+_MAX_NS = 100 * 365 * 86400 * 10**9
 
 
 def parse_duration(value: Duration, what: str = "duration") -> int:
@@ -112,10 +113,10 @@ def _levels(value: Mapping[Any, Duration | None] | None) -> tuple[tuple[Level, i
             value = dict(value)  # pairs, as the policy stores them
         except (TypeError, ValueError):
             raise TypeError(
-                f"span_levels must be a mapping of level to duration, not {value!r}"
+                f"levels must be a mapping of level to duration, not {value!r}"
             ) from None
     out = {
-        parse_level(level): None if ttl is None else parse_duration(ttl, f"{level} span TTL")
+        parse_level(level): None if ttl is None else parse_duration(ttl, f"{level} TTL")
         for level, ttl in value.items()
     }
     return tuple(sorted(out.items()))
@@ -137,7 +138,9 @@ class Policy:
       kept forever);
     * ``spans``, ``logs``, ``metrics`` (metric samples), ``reports``,
       ``statistics`` (the analysis tables): a kind's own TTL;
-    * ``span_levels``: a TTL per span level, e.g. ``{"debug": "1d"}``;
+    * ``levels``: a TTL per level, e.g. ``{"debug": "1d"}``, for the spans
+      and the logs of that level (a log's level counts as the level it is
+      exported at: TRACE as bench, DEBUG as debug, INFO and up as prod);
     * ``keep_last``: the last N traces of every handler are kept whatever
       their age (a handler is the ``(service, path, name)`` of a trace's root
       span; "last" by the root's start);
@@ -158,7 +161,7 @@ class Policy:
     metrics: int | None = attrs.field(default=None, converter=_to_metrics_ttl)
     reports: int | None = attrs.field(default=None, converter=_to_reports_ttl)
     statistics: int | None = attrs.field(default=None, converter=_to_statistics_ttl)
-    span_levels: tuple[tuple[Level, int | None], ...] = attrs.field(default=(), converter=_levels)
+    levels: tuple[tuple[Level, int | None], ...] = attrs.field(default=(), converter=_levels)
     keep_last: int = attrs.field(default=0, converter=_to_keep_last)
     keep_errors: int | None = attrs.field(default=None, converter=_to_keep_errors)
     keep_slowest: int = attrs.field(default=0, converter=_to_keep_slowest)
@@ -173,10 +176,15 @@ class Policy:
 
     def span_ttl(self, level: Level) -> int | None:
         """The TTL of a span of ``level``: its level's, else the spans'."""
-        for lv, ttl in self.span_levels:
+        return self.level_ttl(level, "spans")
+
+    def level_ttl(self, level: Level, kind: str) -> int | None:
+        """The TTL of a span or log (``kind``) of ``level``: the level's if
+        :attr:`levels` gives one, else the kind's."""
+        for lv, ttl in self.levels:
             if lv is level:
                 return ttl
-        return self.ttl_of("spans")
+        return self.ttl_of(kind)
 
     def describe(self) -> str:
         """One line, for the CLI and logs."""
@@ -185,7 +193,7 @@ class Policy:
             return "forever" if ns is None else _short(ns)
 
         parts = [f"{k} {d(self.ttl_of(k))}" for k in KINDS]
-        parts += [f"{lv} spans {d(t)}" for lv, t in self.span_levels]
+        parts += [f"{lv} {d(t)}" for lv, t in self.levels]
         parts.append(f"keep last {self.keep_last}")
         parts.append(f"errors {d(self.keep_errors) if self.keep_errors is not None else 'no'}")
         parts.append(f"slowest {self.keep_slowest}")
