@@ -199,11 +199,11 @@ def snapshot(url: str, tables: Sequence[str] = ()) -> dict[str, list[tuple[Any, 
                         "AND tablename LIKE 'alamos%' ORDER BY tablename"
                     )
                 ).scalars()
-            for name in list(names) if not tables else tables:
+            for name in tables if tables else list(names):
                 if name.startswith("ix_") or name.startswith("sqlite_"):
                     continue
                 rows = conn.execute(text(f'SELECT * FROM "{name}"')).all()
-                out[name] = sorted((tuple(str(v) for v in r) for r in rows))
+                out[name] = sorted(tuple(str(v) for v in r) for r in rows)
     finally:
         engine.dispose()
     return out
@@ -216,7 +216,8 @@ def trace_ids(url: str, table: str = "alamos_spans") -> dict[str, int]:
         with engine.connect() as conn:
             rows = conn.execute(
                 text(
-                    f"SELECT trace_id, COUNT(*) FROM {table} WHERE trace_id IS NOT NULL GROUP BY trace_id"
+                    f"SELECT trace_id, COUNT(*) FROM {table} "
+                    "WHERE trace_id IS NOT NULL GROUP BY trace_id"
                 )
             ).all()
     finally:

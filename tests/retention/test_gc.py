@@ -14,12 +14,12 @@ from alamos.retention.decide import FATES
 
 from .history import (
     GET,
-    H,
     LOGIN,
     NO_SPAN,
     POLICY,
     PUT,
     TRACES,
+    H,
     count,
     expected_fates,
     snapshot,
@@ -58,7 +58,7 @@ def test_each_trace_meets_its_fate(db_url: str) -> None:
         LOGIN: ({"ttl": 2, "last": 1, "delete": 1}, 2, 1),
         NO_SPAN: ({"ttl": 1, "delete": 1}, 0, 2),
     }
-    assert [h.handler for h in summary.handlers][0] == GET  # most deleted first
+    assert next(h.handler for h in summary.handlers) == GET  # most deleted first
     assert summary.resumed == summary.spared == 0 and not summary.interrupted
     # What is left: every kept trace whole (both services' spans and the log),
     # nothing of a deleted one.
