@@ -37,6 +37,7 @@ from sqlalchemy import (
     exists,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -216,7 +217,11 @@ def _ranked_roots(with_pending: bool) -> Any:
             .over(partition_by=handler, order_by=(c.duration_ns.desc(), c.trace_id))
             .label("slow"),
         )
-        .where(c.rn == 1)
+        # A literal 1, not a bound parameter: with "rn = ?" SQLite does not
+        # build its automatic index on the materialised roots, and the outer
+        # join with the traces became a nested scan (100,000 spans: 25 s
+        # instead of 0.46 s for the whole decision).
+        .where(c.rn == literal_column("1"))
         .subquery("roots")
     )
 
