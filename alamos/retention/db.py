@@ -43,6 +43,8 @@ GC_LOCK_KEY = 0x616C616D6F736763
 
 #: How long a delete waits for an exporter's write lock on SQLite (ms).
 BUSY_TIMEOUT_MS = 10_000
+#: SQLite ``journal_size_limit`` of gc's connections.
+WAL_LIMIT_BYTES = 16 * 1024 * 1024
 
 
 def reason_of(exc: BaseException) -> str:
@@ -160,6 +162,9 @@ def _sqlite_events(engine: Engine, begin: str, wal: bool) -> None:
             cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             if wal:
                 set_wal(cur, BUSY_TIMEOUT_MS / 1000)
+                # When gc's connection restarts the WAL after a checkpoint,
+                # cut the file back (gc's deletes and vacuum grow it).
+                cur.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT_BYTES}")
         finally:
             cur.close()
 
