@@ -42,6 +42,7 @@ from alamos.core.context import SpanContext
 from alamos.core.errors import (
     AlamosError,
     RecordsRejected,
+    RetentionError,
     SchemaVersionError,
     TraceQueryError,
     UnendedSpansError,
@@ -85,6 +86,7 @@ __all__ = [
     "NoopSpan",
     "RecordsRejected",
     "ReportRecord",
+    "RetentionError",
     "SQLExporter",
     "SchemaVersionError",
     "Span",

@@ -82,7 +82,9 @@ EXPORTER = textwrap.dedent(
 )
 
 
-def _traces(n_spans: int, now: int) -> Iterator[tuple[list[tuple[object, ...]], tuple[object, ...]]]:
+def _traces(
+    n_spans: int, now: int
+) -> Iterator[tuple[list[tuple[object, ...]], tuple[object, ...]]]:
     rnd = random.Random(12)
     for t in range(n_spans // 10):
         trace = f"{t + 1:032x}"
@@ -230,15 +232,44 @@ def measure(backend: str, url: str, path: Path | None, tmp: Path) -> dict[str, o
     return {"before": before, "during": during}
 
 
+def space(path: Path, n_spans: int, now: int) -> None:
+    """The file size alone: gc with no exporter running, then a full VACUUM."""
+    from alamos.retention import Policy, gc
+
+    fill_sqlite(path, n_spans, now)
+    mib = 2**20
+    size0 = _size(path)
+    policy = Policy(ttl="7d", keep_last=10, keep_errors="30d", keep_slowest=5)
+    t0 = time.monotonic()
+    summary = gc(f"sqlite:///{path}", policy)
+    t1 = time.monotonic()
+    size1 = _size(path)
+    gc(f"sqlite:///{path}", policy, vacuum=True)
+    t2 = time.monotonic()
+    print(
+        f"sqlite, no exporter: {size0 / mib:,.1f} MiB before, {size1 / mib:,.1f} MiB after gc "
+        f"({summary.deleted:,} traces, {summary.rows['spans']:,} spans deleted in {t1 - t0:.1f} s; "
+        f"{summary.space.method if summary.space else '-'}), {_size(path) / mib:,.1f} MiB after "
+        f"a full VACUUM ({t2 - t1:.1f} s)",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spans", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    parser.add_argument(
+        "--space", action="store_true", help="only the SQLite file size, without an exporter"
+    )
     args = parser.parse_args()
     now = time.time_ns()
     print(f"{args.spans:,} spans in traces of 10, one log per trace", flush=True)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        if args.space:
+            space(tmp / "space.db", args.spans, now)
+            return
         if args.backend in ("sqlite", "both"):
             path = tmp / "bench.db"
             t0 = time.perf_counter()
