@@ -23,6 +23,7 @@ def _register() -> None:
         dashboard,  # noqa: F401
         demo,  # noqa: F401
         records,  # noqa: F401
+        retention,  # noqa: F401
         rules,  # noqa: F401
         stats,  # noqa: F401
         traces,  # noqa: F401

@@ -16,6 +16,7 @@ __all__ = [
     "AlamosError",
     "MetricsPortInUse",
     "RecordsRejected",
+    "RetentionError",
     "RuleProblem",
     "RulesError",
     "SchemaVersionError",
@@ -110,3 +111,10 @@ class MetricsPortInUse(AlamosError, OSError):
     """``alamos.metrics.serve(..., if_taken="raise")`` found its port taken:
     another process (often another worker of the same server) has it.  The
     message says how to expose the metrics of several workers instead."""
+
+
+class RetentionError(AlamosError):
+    """Garbage collection or a hold could not run: no database at that URL,
+    a database without alamos tables, another gc already running on it, or a
+    database that cannot be reached.  Nothing was deleted.  The message says
+    which database (password hidden) and what to do."""

@@ -18,6 +18,7 @@ from alamos.core.handoff import check_max_bytes
 from alamos.experiment.filter import Filter, coerce_filter
 from alamos.experiment.keys import validate_key
 from alamos.experiment.rules import coerce_rules
+from alamos.retention.policy import Policy
 from alamos.rules import RuleSet
 from alamos.trace.sampling import Sampler, coerce_sampler
 from alamos.trace.tracer import check_ignore
@@ -60,6 +61,9 @@ class Config:
     stats_interval: float | None = 60.0
     """Window of the live span statistics in seconds; None: no statistics."""
     stats_attributes: tuple[str, ...] = ()
+    retention: Policy | None = None
+    """Garbage collection in the background (see alamos.experiment.retention)."""
+    retention_interval: float = 3600.0
 
     @classmethod
     def read(
@@ -87,6 +91,8 @@ class Config:
         rules: object = None,
         stats_interval: float | None = 60.0,
         stats_attributes: Sequence[str] = (),
+        retention: Policy | None = None,
+        retention_interval: float = 3600.0,
     ) -> Config:
         """The arguments of :func:`alamos.new`, checked, with the environment's defaults."""
         validate_key(key)
@@ -101,6 +107,12 @@ class Config:
                 f"batch_size and max_queue must be at least 1 (got {batch_size} and {max_queue})"
             )
         check_max_bytes(max_queue_bytes)
+        if retention is not None and not isinstance(retention, Policy):
+            raise TypeError(
+                f"retention must be an alamos.retention.Policy (or None), not {retention!r}"
+            )
+        if isinstance(retention_interval, bool) or not retention_interval > 0:
+            raise ValueError(f"retention_interval must be > 0 seconds (got {retention_interval!r})")
         if flush_interval <= 0 or metrics_interval <= 0 or report_interval <= 0:
             raise ValueError("flush_interval, metrics_interval and report_interval must be > 0")
         _check_stats(stats_interval, stats_attributes)
@@ -127,6 +139,8 @@ class Config:
             rules=coerce_rules(rules),
             stats_interval=None if stats_interval is None else float(stats_interval),
             stats_attributes=tuple(stats_attributes),
+            retention=retention,
+            retention_interval=float(retention_interval),
         )
 
 

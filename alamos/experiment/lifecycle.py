@@ -16,9 +16,11 @@ from alamos.core.handoff import DEFAULT_MAX_BYTES
 from alamos.experiment.config import Config
 from alamos.experiment.experiment import Experiment
 from alamos.experiment.pipeline import attach_root, build_pipeline, exporters_of
+from alamos.experiment.retention import start_retention
 from alamos.experiment.root import RootState, default_node
 from alamos.experiment.rules import attach_rules
 from alamos.metrics.exposition import add_process_collectors
+from alamos.retention.policy import Policy
 
 __all__ = ["new"]
 
@@ -47,6 +49,8 @@ def new(
     rules: object = None,
     stats_interval: float | None = 60.0,
     stats_attributes: Sequence[str] = (),
+    retention: Policy | None = None,
+    retention_interval: float = 3600.0,
 ) -> Experiment:
     """Create the root of a new experiment tree.  See the README for every option."""
     config = Config.read(
@@ -72,6 +76,8 @@ def new(
         rules=rules,
         stats_interval=stats_interval,
         stats_attributes=stats_attributes,
+        retention=retention,
+        retention_interval=retention_interval,
     )
     state = RootState(
         level_filter=config.level,
@@ -93,6 +99,7 @@ def new(
     root._announce()
     attach_root(config, state, root)
     attach_rules(config, state, root)
+    start_retention(config, state)
     state.track_process(node_given=config.node is not None)
     process.root_created(root)
     return root

@@ -338,6 +338,13 @@ class SQLExporter:
             cur = dbapi_conn.cursor()
             try:
                 cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                # A new file returns space to the filesystem when retention
+                # deletes rows (alamos.retention runs incremental_vacuum).  The
+                # mode must be set before the first page is written (the WAL
+                # switch writes one), so only on an empty file; an existing
+                # database is converted by one VACUUM (`alamos gc --vacuum`).
+                if cur.execute("PRAGMA page_count").fetchone()[0] == 0:
+                    cur.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 set_wal(cur, busy_ms / 1000)
                 cur.execute("PRAGMA synchronous = NORMAL")
             finally:

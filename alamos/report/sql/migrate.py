@@ -115,16 +115,23 @@ def _v2_spans_keyed_by_trace_and_span(conn: Connection) -> None:
 
 
 #: The tables version 3 adds, by name (each defined in :mod:`~alamos.report.sql.schema`).
-V3_TABLES: tuple[str, ...] = ("alamos_span_stats", "alamos_spikes")
+V3_TABLES: tuple[str, ...] = (
+    "alamos_span_stats",
+    "alamos_spikes",
+    "alamos_holds",
+    "alamos_gc_pending",
+)
 
 #: The indexes version 3 adds to existing tables, as (table, index name).
 V3_INDEXES: tuple[tuple[str, str], ...] = (
-    # The dashboard's (issue 13): see the tables' definitions.
+    # The dashboard's (issue 13) and retention's (issue 12): see the tables' definitions.
     ("alamos_spans", "ix_alamos_spans_path_start_cover"),
     ("alamos_spans", "ix_alamos_spans_start"),
     ("alamos_spans", "ix_alamos_spans_session"),
     ("alamos_logs", "ix_alamos_logs_ts"),
     ("alamos_logs", "ix_alamos_logs_session"),
+    ("alamos_metrics", "ix_alamos_metrics_ts"),
+    ("alamos_reports", "ix_alamos_reports_ts"),
 )
 
 

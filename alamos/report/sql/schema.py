@@ -42,6 +42,8 @@ __all__ = [
     "JSONType",
     "experiments",
     "field_of",
+    "gc_pending",
+    "holds",
     "logs",
     "metadata",
     "metrics",
@@ -125,7 +127,8 @@ logs = Table(
     Column("session_id", Text),
     Index("ix_alamos_logs_path_level_ts", "path", "level", "ts_ns"),
     Index("ix_alamos_logs_trace_id", "trace_id"),
-    # Version 3, for the dashboard: logs in a window, and of a debug session.
+    # Version 3, for the dashboard (logs in a window, and of a debug session) and
+    # retention (logs outside any trace deleted by age).
     Index("ix_alamos_logs_ts", "ts_ns"),
     Index(
         "ix_alamos_logs_session",
@@ -153,6 +156,8 @@ metrics = Table(
     Column("node", Text, nullable=False),
     Column("level", Text, nullable=False),
     Index("ix_alamos_metrics_path_name_ts", "path", "name", "ts_ns"),
+    # Retention deletes metric samples by age (v3).
+    Index("ix_alamos_metrics_ts", "ts_ns"),
 )
 
 reports = Table(
@@ -166,6 +171,34 @@ reports = Table(
     Column("service", Text, nullable=False),
     Column("node", Text, nullable=False),
     Column("level", Text, nullable=False),
+    # Retention deletes reports by age (v3).
+    Index("ix_alamos_reports_ts", "ts_ns"),
+)
+
+# -- retention (v3): written by alamos.retention, not by a record class ------
+
+holds = Table(
+    "alamos_holds",
+    metadata,
+    # A held trace is never deleted by garbage collection while the hold lasts
+    # (until_ns NULL: until it is removed).
+    Column("trace_id", Text, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("until_ns", BigInteger),
+)
+
+gc_pending = Table(
+    "alamos_gc_pending",
+    metadata,
+    # The traces a garbage collection decided to delete and has not finished
+    # deleting: the record that lets a rerun finish a gc killed half-way.
+    # started = 1 once some of the trace's rows are deleted (a trace larger
+    # than one batch): a rerun deletes the rest, whatever its policy says.
+    Column("trace_id", Text, primary_key=True),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("started", Integer, nullable=False),
+    Column("decided_ns", BigInteger, nullable=False),
 )
 
 # Windowed span statistics (alamos.stats): one row per (path, name, status,
