@@ -22,6 +22,7 @@ from alamos.core.level import LOG_LEVELS
 from alamos.dashboard import metrics as metric_queries
 from alamos.dashboard import queries, search
 from alamos.dashboard.db import WINDOWS, Database, Filters, Window, parse_filters, parse_window
+from alamos.dashboard.rollup import STATS_FROM_S
 from alamos.dashboard.waterfall import build_waterfall
 from alamos.report.query import (
     BudgetMap,
@@ -106,10 +107,13 @@ class Pages:
                     status=404,
                 )
             series = queries.layer_series(conn, path, window, filters)
+            approx = window.seconds >= STATS_FROM_S and series["latency"].approx
+            latency = "Latency (p50/p99 ≈, within 1%)" if approx else "Latency"
             ctx.update(
                 path=path,
+                approx=approx,
                 charts=[
-                    series["latency"].to_json("Latency", "ms"),
+                    series["latency"].to_json(latency, "ms"),
                     series["throughput"].to_json("Throughput", "spans/s"),
                     series["errors"].to_json("Errors", "errors"),
                 ],
