@@ -14,7 +14,8 @@ service, in batches of 512 in start order, each window emitted once it has
 ended).  The tables and indexes are alamos' own (``ensure_schema``).
 Then it requests each page through the real app
 (Starlette's test client: queries *and* rendering) ``--rounds`` times and
-prints the median and the worst, in ms.  The issue's target: under 500 ms
+prints the first (the app's cache of summed statistics sketches is empty
+then), the median and the worst, in ms.  The issue's target: under 500 ms
 per page.
 """
 
@@ -303,10 +304,16 @@ def main() -> None:
                 r = client.get(url)
                 times.append((time.perf_counter() - t) * 1000)
                 assert r.status_code == 200, (url, r.status_code, r.text[:500])
-            results[name] = {"median_ms": statistics.median(times), "max_ms": max(times)}
+            results[name] = {
+                "first_ms": times[0],
+                "median_ms": statistics.median(times),
+                "max_ms": max(times),
+            }
             flag = "" if max(times) < 500 else "  OVER 500 ms"
+            # The first request of a page is also the first of its summed
+            # sketches (the app keeps them: alamos/dashboard/sketch_cache.py).
             print(
-                f"{name:28} median {statistics.median(times):8.1f} ms"
+                f"{name:28} first {times[0]:8.1f} ms   median {statistics.median(times):8.1f} ms"
                 f"   worst {max(times):8.1f} ms{flag}",
                 flush=True,
             )

@@ -69,7 +69,7 @@ class Pages:
         window: Window = ctx["window"]
         filters: Filters = ctx["filters"]
         with self.db.connect() as conn:
-            rows = queries.tree_rows(conn, window, filters)
+            rows = queries.tree_rows(conn, window, filters, cache=self.db.sketches)
             options = queries.filter_options(conn)
         if not rows:
             ctx.update(
@@ -106,7 +106,7 @@ class Pages:
                     },
                     status=404,
                 )
-            series = queries.layer_series(conn, path, window, filters)
+            series = queries.layer_series(conn, path, window, filters, cache=self.db.sketches)
             approx = window.seconds >= STATS_FROM_S and series["latency"].approx
             latency = "Latency (p50/p99 ≈, within 1%)" if approx else "Latency"
             ctx.update(

@@ -21,6 +21,7 @@ from alamos.core.level import LOG_LEVELS
 from alamos.dashboard import rollup
 from alamos.dashboard.db import Filters, Window
 from alamos.dashboard.search import status_is
+from alamos.dashboard.sketch_cache import SketchCache
 from alamos.report.sql.schema import experiments, logs, span_stats, spans
 from alamos.stats.sketch import BinSum, quantile
 
@@ -145,7 +146,11 @@ def filter_options(conn: Connection) -> dict[str, list[str]]:
 
 
 def tree_rows(
-    conn: Connection, window: Window, f: Filters, now_ns: int | None = None
+    conn: Connection,
+    window: Window,
+    f: Filters,
+    now_ns: int | None = None,
+    cache: SketchCache | None = None,
 ) -> list[LayerRow]:
     """Every experiment (and its ancestors) as a row, in tree order."""
     e, s, lg = experiments.c, spans.c, logs.c
@@ -199,11 +204,11 @@ def tree_rows(
             count_spark(r.path, r.b, int(r.n))
     stats: dict[str, rollup.StatsGroup] = {}
     if cov is not None:
-        by_path = rollup.stats_groups(conn, cov, f, [span_stats.c.path])
-        stats = {k[0]: v for k, v in by_path.items()}
-        keys = [span_stats.c.path, rollup.bucket_of(window, step)]
-        for (path, b), in_bucket in rollup.stats_groups(conn, cov, f, keys, sketches=False).items():
-            count_spark(path, b, in_bucket.count)
+        found = rollup.units(conn, cov, f)
+        sums = rollup.summed(conn, cov, f, found, SketchCache() if cache is None else cache)
+        stats = rollup.grouped(found, sums, lambda u: u.path)
+        for u in found:
+            count_spark(u.path, (u.window_start_ns - window.start_ns) // step, u.count)
     for path in groups.keys() | stats.keys():
         got = row(path)
         group = groups.get(path, _Group())
@@ -261,7 +266,12 @@ class Series:
 
 
 def layer_series(
-    conn: Connection, path: str, window: Window, f: Filters, now_ns: int | None = None
+    conn: Connection,
+    path: str,
+    window: Window,
+    f: Filters,
+    now_ns: int | None = None,
+    cache: SketchCache | None = None,
 ) -> dict[str, Series]:
     """``latency`` (p50/p99 ms), ``throughput`` (spans/s) and ``errors`` per bucket."""
     s = spans.c
@@ -283,10 +293,14 @@ def layer_series(
             held.errors += group.errors
     stats: dict[int, rollup.StatsGroup] = {}
     if cov is not None:
-        key = [rollup.bucket_of(window, step)]
         where = [span_stats.c.path == path]
-        for (b,), got in rollup.stats_groups(conn, cov, f, key, where).items():
-            stats[min(max(int(b), 0), CHART_BUCKETS - 1)] = got
+        found = rollup.units(conn, cov, f, where)
+        sums = rollup.summed(conn, cov, f, found, SketchCache() if cache is None else cache, where)
+
+        def bucket_of(u: rollup.Unit) -> int:
+            return min(max((u.window_start_ns - window.start_ns) // step, 0), CHART_BUCKETS - 1)
+
+        stats = rollup.grouped(found, sums, bucket_of)
     for i in raw.keys() | stats.keys():
         group = raw.get(i, _Group())
         group.durations.sort()

@@ -26,15 +26,17 @@ statistics rows): see docs/dashboard.md.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, TypeVar
 
 import attrs
 from sqlalchemy import Connection, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from alamos.dashboard.db import Filters, Window
+from alamos.dashboard.sketch_cache import SketchCache, Summed
 from alamos.report.sql.schema import span_stats, spans
 from alamos.stats.sketch import BinSum
 
@@ -43,11 +45,13 @@ __all__ = [
     "STATS_FROM_S",
     "Cover",
     "StatsGroup",
-    "bucket_of",
+    "Unit",
     "cover",
+    "grouped",
     "paths_with_spans",
     "slowest_windows",
-    "stats_groups",
+    "summed",
+    "units",
 ]
 
 #: Windows of this many seconds or more read the statistics rows; shorter
@@ -138,37 +142,139 @@ class StatsGroup:
     bins: BinSum = attrs.field(factory=BinSum)
 
 
-def stats_groups(
+UnitKey = tuple[str, int, int, str, str, str]
+"""(path, window start, window length, service, node, level)."""
+
+
+@attrs.frozen
+class Unit:
+    """The covered rows of one :data:`UnitKey`: how many, and their spans and errors."""
+
+    key: UnitKey
+    rows: int
+    count: int
+    errors: int
+
+    @property
+    def path(self) -> str:
+        return self.key[0]
+
+    @property
+    def window_start_ns(self) -> int:
+        return self.key[1]
+
+
+def _unit_columns() -> list[ColumnElement[Any]]:
+    c = span_stats.c
+    return [c.path, c.window_start_ns, c.window_ns, c.service, c.node, c.level]
+
+
+def units(
+    conn: Connection, cov: Cover, f: Filters, where: Sequence[ColumnElement[bool]] = ()
+) -> list[Unit]:
+    """The covered rows by unit: counts and errors summed in the database."""
+    c = span_stats.c
+    cols = _unit_columns()
+    query = (
+        select(*cols, func.count().label("r"), func.sum(c.count).label("n"))
+        .add_columns(func.sum(c.errors).label("e"))
+        .where(c.path.in_(sorted(cov.paths)), *_stats_filters(cov, f), *where)
+        .group_by(*cols)
+    )
+    return [
+        Unit(
+            (r[0], int(r[1]), int(r[2]), r[3], r[4], r[5]),
+            int(r.r),
+            int(r.n),
+            int(r.e),
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def summed(
     conn: Connection,
     cov: Cover,
     f: Filters,
-    keys: Sequence[ColumnElement[Any]],
+    found: Sequence[Unit],
+    cache: SketchCache,
     where: Sequence[ColumnElement[bool]] = (),
-    sketches: bool = True,
-) -> dict[tuple[Any, ...], StatsGroup]:
-    """The covered rows grouped by ``keys`` (expressions of the
-    ``alamos_span_stats`` columns): counts and errors summed in the
-    database; with ``sketches``, the sketches summed here."""
+) -> dict[UnitKey, BinSum | Summed]:
+    """Each unit's summed sketches: from ``cache`` if the database holds the
+    same rows for it as when it was read, else read (the missing windows'
+    rows only, by ranges of window start) and kept."""
+    out: dict[UnitKey, BinSum | Summed] = {}
+    missing: dict[UnitKey, Unit] = {}
+    for u in found:
+        held = cache.get(u.key, (u.rows, u.count))
+        if held is None:
+            missing[u.key] = u
+        else:
+            out[u.key] = held
+    if not missing:
+        return out
+    read: dict[UnitKey, BinSum] = {}
     c = span_stats.c
     conds = [c.path.in_(sorted(cov.paths)), *_stats_filters(cov, f), *where]
-    groups: dict[tuple[Any, ...], StatsGroup] = {}
-    sums = (
-        select(*keys, func.sum(c.count).label("n"), func.sum(c.errors).label("e"))
-        .where(*conds)
-        .group_by(*keys)
-    )
-    width = len(keys)
-    for r in conn.execute(sums):
-        groups[tuple(r[:width])] = StatsGroup(int(r.n), int(r.e))
-    if sketches:
-        for r in conn.execute(select(*keys, c.sketch).where(*conds)):
-            groups[tuple(r[:width])].bins.add_text(r[width])
-    return groups
+    for lo, hi in _ranges(sorted({u.window_start_ns for u in missing.values()})):
+        query = select(*_unit_columns(), c.sketch).where(
+            *conds, c.window_start_ns >= lo, c.window_start_ns <= hi
+        )
+        for r in conn.execute(query):
+            key: UnitKey = (r[0], int(r[1]), int(r[2]), r[3], r[4], r[5])
+            if key in missing:
+                bins = read.get(key)
+                if bins is None:
+                    bins = read[key] = BinSum()
+                bins.add_text(r[6])
+    for key, bins in read.items():
+        out[key] = bins
+        compact = bins.compact()
+        if compact is not None:
+            u = missing[key]
+            low, counts, zero = compact
+            cache.put(key, Summed((u.rows, u.count), low, counts, zero))
+    return out
 
 
-def bucket_of(window: Window, step: int) -> ColumnElement[Any]:
-    """A row's time bucket by its window start, as the spans' are counted."""
-    return (span_stats.c.window_start_ns - window.start_ns) // step
+K = TypeVar("K", bound=Hashable)
+
+
+def grouped(
+    found: Sequence[Unit], sums: dict[UnitKey, BinSum | Summed], key: Callable[[Unit], K]
+) -> dict[K, StatsGroup]:
+    """Units gathered by ``key(unit)``: counts, errors and (``sums``) bins added."""
+    out: dict[K, StatsGroup] = {}
+    for u in found:
+        k = key(u)
+        group = out.get(k)
+        if group is None:
+            group = out[k] = StatsGroup()
+        group.count += u.count
+        group.errors += u.errors
+        held = sums.get(u.key)
+        if isinstance(held, Summed):
+            group.bins.add_counts(held.low, held.counts)
+            group.bins.zero += held.zero
+        elif held is not None:
+            group.bins.add_sum(held)
+    return out
+
+
+def _ranges(starts: Sequence[int], gap: int = 10) -> list[tuple[int, int]]:
+    """Sorted window starts as ``[lo, hi]`` ranges: a new range where the
+    next start is more than ``gap`` starts' distance (the smallest step
+    seen) away, so a few new minutes at the end are one small query."""
+    if not starts:
+        return []
+    step = min((b - a for a, b in itertools.pairwise(starts)), default=1) or 1
+    out = [[starts[0], starts[0]]]
+    for s in starts[1:]:
+        if s - out[-1][1] > gap * step:
+            out.append([s, s])
+        else:
+            out[-1][1] = s
+    return [(lo, hi) for lo, hi in out]
 
 
 def paths_with_spans(conn: Connection) -> list[str]:

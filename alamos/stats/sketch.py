@@ -226,6 +226,27 @@ class BinSum:
         j = i + len(counts)
         self._bins[i:j] = map(operator.add, self._bins[i:j], counts)
 
+    def add_sum(self, other: BinSum) -> None:
+        """Add everything ``other`` holds."""
+        self.add_counts(other._low, other._bins)
+        self.zero += other.zero
+        if other._other is not None:
+            if self._other is None:
+                self._other = empty()
+            self._other.merge(other._other)
+
+    def compact(self) -> tuple[int, array[float], float] | None:
+        """``(low key, counts, zero count)`` of the sum, without the zero bins
+        at either end; ``None`` if a stored sketch needed ddsketch's own merge."""
+        if self._other is not None:
+            return None
+        bins = self._bins
+        first = next((i for i, c in enumerate(bins) if c), len(bins))
+        last = len(bins)
+        while last > first and not bins[last - 1]:
+            last -= 1
+        return self._low + first, array("d", bins[first:last]), self.zero
+
     def add_keys(self, keys: Iterable[int]) -> None:
         """Add one to the bin of each key (see :func:`positive_keys`)."""
         for key, n in Counter(keys).items():
