@@ -7,10 +7,15 @@ Builds (once; kept for the next run) a database of ``--spans`` spans and
 ``--logs`` logs spread over the 24 hours before now: 12 layers in 3
 services, traces of 5 spans (api -> cesium -> storage -> wal, and a cache
 lookup), 1% of the requests in error, 0.1% in a debug session, metric
-snapshots every 10 s.  The tables and indexes are alamos' own
-(``ensure_schema``).  Then it requests each page through the real app
+snapshots every 10 s, and the span statistics a real tree would have
+written for those spans (``alamos_span_stats``: the spans are run through
+the tree's own observer, :class:`alamos.stats.live.LiveStats`, one per
+service, in batches of 512 in start order, each window emitted once it has
+ended).  The tables and indexes are alamos' own (``ensure_schema``).
+Then it requests each page through the real app
 (Starlette's test client: queries *and* rendering) ``--rounds`` times and
-prints the median and the worst, in ms.  The issue's target: under 500 ms
+prints the first (the app's cache of summed statistics sketches is empty
+then), the median and the worst, in ms.  The issue's target: under 500 ms
 per page.
 """
 
@@ -58,7 +63,7 @@ LOG_LEVELS = ["DEBUG"] * 5 + ["INFO"] * 4 + ["WARNING", "ERROR"]
 DAY_NS = 86_400 * 10**9
 
 
-def build(path: Path, n_spans: int, n_logs: int) -> int:
+def build(path: Path, n_spans: int, n_logs: int, stats: bool = True) -> int:
     """Write the database; return the ``now`` its times end at."""
     path.unlink(missing_ok=True)
     engine = create_engine(f"sqlite:///{path}")
@@ -166,10 +171,72 @@ def build(path: Path, n_spans: int, n_logs: int) -> int:
         )
     conn.executemany(f"INSERT INTO alamos_metrics VALUES ({','.join('?' * 13)})", metrics)
     conn.commit()
+    conn.close()
+    if stats:
+        write_stats(path)
+    conn = sqlite3.connect(path)
     conn.execute("ANALYZE")
     conn.close()
     path.with_suffix(".now").write_text(str(now))
     return now
+
+
+def write_stats(path: Path, batch: int = 512) -> int:
+    """The statistics rows the trees would have written for the stored spans
+    (see the module docstring); returns how many."""
+    from alamos.core.level import parse_level
+    from alamos.core.records import SpanRecord, SpanStatsRecord
+    from alamos.report.sql import SQLExporter
+    from alamos.stats.live import DEFAULT_INTERVAL, LiveStats
+
+    window = int(DEFAULT_INTERVAL * 1e9)
+    live: dict[str, LiveStats] = {}
+    out: list[SpanStatsRecord] = []
+    exporter = SQLExporter(f"sqlite:///{path}")
+    written = 0
+    conn = sqlite3.connect(path)
+    cur = conn.execute(
+        "SELECT trace_id, span_id, parent_span_id, path, name, level, start_ns, end_ns, "
+        "status, service FROM alamos_spans ORDER BY start_ns"
+    )
+    while rows := cur.fetchmany(batch):
+        by_service: dict[str, list[SpanRecord]] = {}
+        for t, s, parent, p, name, level, start, end, status, service in rows:
+            by_service.setdefault(service, []).append(
+                SpanRecord(
+                    t,
+                    s,
+                    parent,
+                    p,
+                    name,
+                    parse_level(level),
+                    start,
+                    end,
+                    status,
+                    None,
+                    {},
+                    (),
+                    service,
+                    "node-1",
+                )
+            )
+        now = rows[-1][6]
+        for service, spans in by_service.items():
+            stats = live.get(service)
+            if stats is None:
+                stats = live[service] = LiveStats(window, lambda s=service: (s, "node-1"))
+            stats.observe(spans)
+            out += stats.emit(now)
+        if len(out) >= 5000:
+            exporter.export(out)
+            written += len(out)
+            out.clear()
+    conn.close()
+    for stats in live.values():
+        out += stats.emit()
+    exporter.export(out)
+    exporter.close()
+    return written + len(out)
 
 
 def main() -> None:
@@ -179,12 +246,17 @@ def main() -> None:
     ap.add_argument("--logs", default=1_000_000, type=int)
     ap.add_argument("--rounds", default=5, type=int)
     ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument(
+        "--no-stats",
+        action="store_true",
+        help="build without alamos_span_stats rows (the pages' fallback to raw spans)",
+    )
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     marker = args.db.with_suffix(".now")
     if args.rebuild or not args.db.exists() or not marker.exists():
         t = time.monotonic()
-        build(args.db, args.spans, args.logs)
+        build(args.db, args.spans, args.logs, stats=not args.no_stats)
         print(f"built {args.db} in {time.monotonic() - t:.0f} s", flush=True)
     from starlette.testclient import TestClient
 
@@ -232,10 +304,16 @@ def main() -> None:
                 r = client.get(url)
                 times.append((time.perf_counter() - t) * 1000)
                 assert r.status_code == 200, (url, r.status_code, r.text[:500])
-            results[name] = {"median_ms": statistics.median(times), "max_ms": max(times)}
+            results[name] = {
+                "first_ms": times[0],
+                "median_ms": statistics.median(times),
+                "max_ms": max(times),
+            }
             flag = "" if max(times) < 500 else "  OVER 500 ms"
+            # The first request of a page is also the first of its summed
+            # sketches (the app keeps them: alamos/dashboard/sketch_cache.py).
             print(
-                f"{name:28} median {statistics.median(times):8.1f} ms"
+                f"{name:28} first {times[0]:8.1f} ms   median {statistics.median(times):8.1f} ms"
                 f"   worst {max(times):8.1f} ms{flag}",
                 flush=True,
             )

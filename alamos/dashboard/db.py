@@ -30,6 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from alamos.core.errors import TraceQueryError
 from alamos.core.level import LOG_LEVELS, Level
+from alamos.dashboard.sketch_cache import SketchCache
 from alamos.report.sql import normalize_url
 from alamos.report.sql.schema import spans as spans_table
 
@@ -53,6 +54,8 @@ class Database:
         self.dialect = "sqlite" if self.url.drivername.startswith("sqlite") else "postgresql"
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+        #: Summed statistics sketches kept between requests (see sketch_cache).
+        self.sketches = SketchCache()
 
     def _file(self) -> Path | None:
         if self.dialect != "sqlite":
@@ -102,6 +105,7 @@ class Database:
             raise TraceQueryError(f"cannot read {self.shown}: {reason}") from exc
 
     def dispose(self) -> None:
+        self.sketches.clear()
         with self._lock:
             if self._engine is not None:
                 self._engine.dispose()

@@ -22,6 +22,7 @@ from alamos.core.level import LOG_LEVELS
 from alamos.dashboard import metrics as metric_queries
 from alamos.dashboard import queries, search
 from alamos.dashboard.db import WINDOWS, Database, Filters, Window, parse_filters, parse_window
+from alamos.dashboard.rollup import STATS_FROM_S
 from alamos.dashboard.waterfall import build_waterfall
 from alamos.report.query import (
     BudgetMap,
@@ -68,7 +69,7 @@ class Pages:
         window: Window = ctx["window"]
         filters: Filters = ctx["filters"]
         with self.db.connect() as conn:
-            rows = queries.tree_rows(conn, window, filters)
+            rows = queries.tree_rows(conn, window, filters, cache=self.db.sketches)
             options = queries.filter_options(conn)
         if not rows:
             ctx.update(
@@ -105,11 +106,14 @@ class Pages:
                     },
                     status=404,
                 )
-            series = queries.layer_series(conn, path, window, filters)
+            series = queries.layer_series(conn, path, window, filters, cache=self.db.sketches)
+            approx = window.seconds >= STATS_FROM_S and series["latency"].approx
+            latency = "Latency (p50/p99 ≈, within 1%)" if approx else "Latency"
             ctx.update(
                 path=path,
+                approx=approx,
                 charts=[
-                    series["latency"].to_json("Latency", "ms"),
+                    series["latency"].to_json(latency, "ms"),
                     series["throughput"].to_json("Throughput", "spans/s"),
                     series["errors"].to_json("Errors", "errors"),
                 ],

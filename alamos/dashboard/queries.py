@@ -9,6 +9,7 @@ in integer arithmetic on both databases.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,8 +18,12 @@ from sqlalchemy import Connection, and_, func, literal, select, true
 from sqlalchemy.sql.elements import ColumnElement
 
 from alamos.core.level import LOG_LEVELS
+from alamos.dashboard import rollup
 from alamos.dashboard.db import Filters, Window
-from alamos.report.sql.schema import experiments, logs, spans
+from alamos.dashboard.search import status_is
+from alamos.dashboard.sketch_cache import SketchCache
+from alamos.report.sql.schema import experiments, logs, span_stats, spans
+from alamos.stats.sketch import BinSum, quantile
 
 __all__ = [
     "LayerRow",
@@ -120,6 +125,8 @@ class LayerRow:
     logs: dict[str, int] = attrs.field(factory=dict)
     spark: list[int] = attrs.field(factory=list)
     rate: float = 0.0
+    approx: bool = False
+    """p50/p99 from the statistics' sketches: within 1% (see :mod:`~alamos.dashboard.rollup`)."""
 
     @property
     def error_rate(self) -> float | None:
@@ -138,7 +145,13 @@ def filter_options(conn: Connection) -> dict[str, list[str]]:
     return {"service": list(services), "node": list(nodes)}
 
 
-def tree_rows(conn: Connection, window: Window, f: Filters) -> list[LayerRow]:
+def tree_rows(
+    conn: Connection,
+    window: Window,
+    f: Filters,
+    now_ns: int | None = None,
+    cache: SketchCache | None = None,
+) -> list[LayerRow]:
     """Every experiment (and its ancestors) as a row, in tree order."""
     e, s, lg = experiments.c, spans.c, logs.c
     rows: dict[str, LayerRow] = {}
@@ -156,20 +169,65 @@ def tree_rows(conn: Connection, window: Window, f: Filters) -> list[LayerRow]:
         known = known.where(e.node == f.node)
     for path in conn.execute(known).scalars():
         row(path).known = True
-    where = _span_filters(window, f)
-    for path, group in _scan(conn, s.path, where).items():
-        got = row(path)
-        got.spans, got.errors = len(group.durations), group.errors
-        got.p50_ns, got.p99_ns = group.rank(50), group.rank(99)
-        got.rate = got.spans / window.seconds
+    now = time.time_ns() if now_ns is None else now_ns
+    cov = rollup.cover(conn, window, now)
     step = window.step_ns(SPARK_BUCKETS)
-    bucket = ((s.start_ns - window.start_ns) // step).label("b")
-    spark = select(s.path, bucket, func.count().label("n")).where(*where).group_by(s.path, bucket)
-    for r in conn.execute(spark):
-        got = row(r.path)
-        if not got.spark:
-            got.spark = [0] * SPARK_BUCKETS
-        got.spark[min(int(r.b), SPARK_BUCKETS - 1)] += int(r.n)
+    spark: dict[str, list[int]] = {}
+
+    def count_spark(path: str, b: Any, n: int) -> None:
+        line = spark.get(path)
+        if line is None:
+            line = spark[path] = [0] * SPARK_BUCKETS
+        line[min(max(int(b), 0), SPARK_BUCKETS - 1)] += n
+
+    # (where, time range) of each raw read: everything, or the paths the
+    # statistics do not cover over the window and the covered ones at the edges.
+    raw: list[tuple[list[ColumnElement[bool]], Window]] = []
+    if cov is None:
+        raw.append(([], window))
+    else:
+        uncovered = [p for p in rollup.paths_with_spans(conn) if p not in cov.paths]
+        if uncovered:
+            raw.append(([s.path.in_(uncovered)], window))
+        for lo, hi in cov.edges(window):
+            raw.append(([s.path.in_(sorted(cov.paths))], Window("edge", lo, hi)))
+    groups: dict[str, _Group] = {}
+    for extra, part in raw:
+        where = [*extra, *_span_filters(part, f)]
+        for path, group in _scan(conn, s.path, where).items():
+            held = groups.setdefault(path, _Group())
+            held.durations += group.durations
+            held.errors += group.errors
+        bucket = ((s.start_ns - window.start_ns) // step).label("b")
+        counted = select(s.path, bucket, func.count().label("n")).where(*where)
+        for r in conn.execute(counted.group_by(s.path, bucket)):
+            count_spark(r.path, r.b, int(r.n))
+    stats: dict[str, rollup.StatsGroup] = {}
+    if cov is not None:
+        found = rollup.units(conn, cov, f)
+        sums = rollup.summed(conn, cov, f, found, SketchCache() if cache is None else cache)
+        stats = rollup.grouped(found, sums, lambda u: u.path)
+        for u in found:
+            count_spark(u.path, (u.window_start_ns - window.start_ns) // step, u.count)
+    for path in groups.keys() | stats.keys():
+        got = row(path)
+        group = groups.get(path, _Group())
+        group.durations.sort()
+        summed = stats.get(path)
+        if summed is None:
+            if not group.durations:
+                continue
+            got.spans, got.errors = len(group.durations), group.errors
+            got.p50_ns, got.p99_ns = group.rank(50), group.rank(99)
+        else:
+            got.spans = summed.count + len(group.durations)
+            got.errors = summed.errors + group.errors
+            summed.bins.add_durations(group.durations)
+            got.p50_ns, got.p99_ns = _sketch_ranks(summed.bins)
+            got.approx = True
+        got.rate = got.spans / window.seconds
+    for path, line in spark.items():
+        row(path).spark = line
     per_level = (
         select(lg.path, lg.level, func.count().label("n"))
         .where(*_log_filters(window, f))
@@ -184,35 +242,83 @@ def tree_rows(conn: Connection, window: Window, f: Filters) -> list[LayerRow]:
     return [rows[p] for p in sorted(rows, key=lambda p: p.split("."))]
 
 
+def _sketch_ranks(bins: BinSum) -> tuple[int | None, int | None]:
+    """p50 and p99 of summed sketches, in whole ns (within 1%)."""
+    sketch = bins.sketch()
+    out = []
+    for q in (0.5, 0.99):
+        v = quantile(sketch, q)
+        out.append(None if v is None else round(v))
+    return out[0], out[1]
+
+
 @attrs.frozen
 class Series:
     """A chart: x in seconds since the epoch, and named y series."""
 
     x: list[float]
     series: dict[str, list[float | None]]
+    approx: bool = False
+    """Some values come from the statistics' sketches (within 1%)."""
 
     def to_json(self, title: str, unit: str) -> dict[str, Any]:
         return {"title": title, "unit": unit, "x": self.x, "series": self.series}
 
 
-def layer_series(conn: Connection, path: str, window: Window, f: Filters) -> dict[str, Series]:
+def layer_series(
+    conn: Connection,
+    path: str,
+    window: Window,
+    f: Filters,
+    now_ns: int | None = None,
+    cache: SketchCache | None = None,
+) -> dict[str, Series]:
     """``latency`` (p50/p99 ms), ``throughput`` (spans/s) and ``errors`` per bucket."""
     s = spans.c
     step = window.step_ns(CHART_BUCKETS)
     bucket = ((s.start_ns - window.start_ns) // step).label("b")
-    where = [s.path == path, *_span_filters(window, f)]
     x = [(window.start_ns + i * step) / 1e9 for i in range(CHART_BUCKETS)]
     p50: list[float | None] = [None] * CHART_BUCKETS
     p99: list[float | None] = [None] * CHART_BUCKETS
     n: list[float | None] = [0.0] * CHART_BUCKETS
     err: list[float | None] = [0.0] * CHART_BUCKETS
-    for b, group in _scan(conn, bucket, where).items():
-        i = min(int(b), CHART_BUCKETS - 1)
-        p50[i], p99[i] = group.rank(50) / 1e6, group.rank(99) / 1e6
-        n[i] = len(group.durations) / (step / 1e9)
-        err[i] = float(group.errors)
+    now = time.time_ns() if now_ns is None else now_ns
+    cov = rollup.cover(conn, window, now, path=path)
+    parts = [window] if cov is None else [Window("edge", lo, hi) for lo, hi in cov.edges(window)]
+    raw: dict[int, _Group] = {}
+    for part in parts:
+        for b, group in _scan(conn, bucket, [s.path == path, *_span_filters(part, f)]).items():
+            held = raw.setdefault(min(max(int(b), 0), CHART_BUCKETS - 1), _Group())
+            held.durations += group.durations
+            held.errors += group.errors
+    stats: dict[int, rollup.StatsGroup] = {}
+    if cov is not None:
+        where = [span_stats.c.path == path]
+        found = rollup.units(conn, cov, f, where)
+        sums = rollup.summed(conn, cov, f, found, SketchCache() if cache is None else cache, where)
+
+        def bucket_of(u: rollup.Unit) -> int:
+            return min(max((u.window_start_ns - window.start_ns) // step, 0), CHART_BUCKETS - 1)
+
+        stats = rollup.grouped(found, sums, bucket_of)
+    for i in raw.keys() | stats.keys():
+        group = raw.get(i, _Group())
+        group.durations.sort()
+        summed = stats.get(i)
+        count, errors = len(group.durations), group.errors
+        if summed is None:
+            p50[i], p99[i] = group.rank(50) / 1e6, group.rank(99) / 1e6
+        else:
+            summed.bins.add_durations(group.durations)
+            lo, hi = _sketch_ranks(summed.bins)
+            p50[i] = None if lo is None else lo / 1e6
+            p99[i] = None if hi is None else hi / 1e6
+            count += summed.count
+            errors += summed.errors
+        n[i] = count / (step / 1e9)
+        err[i] = float(errors)
     return {
-        "latency": Series(x, {"p50 ms": p50, "p99 ms": p99}),
+        "latency": Series(x, {"p50 ms": p50, "p99 ms": p99}, approx=bool(stats)),
         "throughput": Series(x, {"spans/s": n}),
         "errors": Series(x, {"errors": err}),
     }
@@ -232,16 +338,34 @@ _SPAN_COLUMNS = (
 
 
 def slowest_spans(
-    conn: Connection, path: str, window: Window, f: Filters, limit: int = 10
+    conn: Connection,
+    path: str,
+    window: Window,
+    f: Filters,
+    limit: int = 10,
+    now_ns: int | None = None,
 ) -> list[Any]:
+    """The ``limit`` longest spans of ``path`` in the window (longest first,
+    then by trace and span id).  Over a long window, only the statistics
+    windows that can hold them are read (:func:`rollup.slowest_windows`)."""
     s = spans.c
-    query = (
-        select(*_SPAN_COLUMNS)
-        .where(s.path == path, *_span_filters(window, f))
-        .order_by(s.duration_ns.desc(), s.trace_id, s.span_id)
-        .limit(limit)
-    )
-    return list(conn.execute(query))
+    now = time.time_ns() if now_ns is None else now_ns
+    cov = rollup.cover(conn, window, now, path=path)
+    found = None if cov is None else rollup.slowest_windows(conn, cov, f, path, limit)
+    order = (s.duration_ns.desc(), s.trace_id, s.span_id)
+    if cov is None or found is None:
+        query = select(*_SPAN_COLUMNS).where(s.path == path, *_span_filters(window, f))
+        return list(conn.execute(query.order_by(*order).limit(limit)))
+    ranges, floor = found
+    parts = [Window("part", lo, hi) for lo, hi in (*ranges, *cov.edges(window))]
+    rows: list[Any] = []
+    for part in parts:
+        where = [s.path == path, *_span_filters(part, f)]
+        if (part.start_ns, part.end_ns) in ranges:
+            where.append(s.duration_ns >= floor)
+        rows += conn.execute(select(*_SPAN_COLUMNS).where(*where).order_by(*order).limit(limit))
+    rows.sort(key=lambda r: (-r.duration_ns, r.trace_id, r.span_id))
+    return rows[:limit]
 
 
 def recent_errors(
@@ -250,7 +374,7 @@ def recent_errors(
     s = spans.c
     query = (
         select(*_SPAN_COLUMNS)
-        .where(s.path == path, s.status == "error", *_span_filters(window, f))
+        .where(s.path == path, status_is("error"), *_span_filters(window, f))
         .order_by(s.start_ns.desc(), s.trace_id, s.span_id)
         .limit(limit)
     )

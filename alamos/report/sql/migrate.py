@@ -128,6 +128,8 @@ V3_INDEXES: tuple[tuple[str, str], ...] = (
     ("alamos_spans", "ix_alamos_spans_path_start_cover"),
     ("alamos_spans", "ix_alamos_spans_start"),
     ("alamos_spans", "ix_alamos_spans_session"),
+    ("alamos_spans", "ix_alamos_spans_name_start"),
+    ("alamos_spans", "ix_alamos_spans_errors"),
     ("alamos_logs", "ix_alamos_logs_ts"),
     ("alamos_logs", "ix_alamos_logs_session"),
     ("alamos_metrics", "ix_alamos_metrics_ts"),

@@ -101,6 +101,17 @@ spans = Table(
     # the debug sessions (partial: most spans have none).
     Index("ix_alamos_spans_path_start_cover", "path", "start_ns", "duration_ns", "status", "level"),
     Index("ix_alamos_spans_start", "start_ns"),
+    # Frames by name (alamos.report.query.spikes: the running mean reads the
+    # frames of one name from the window before the range on), and the
+    # errors in a window (partial: search by status=error, a layer's recent
+    # errors; 1% of the spans on scripts/dashboard_bench.py).
+    Index("ix_alamos_spans_name_start", "name", "start_ns"),
+    Index(
+        "ix_alamos_spans_errors",
+        "start_ns",
+        sqlite_where=text("status = 'error'"),
+        postgresql_where=text("status = 'error'"),
+    ),
     Index(
         "ix_alamos_spans_session",
         "session_id",
