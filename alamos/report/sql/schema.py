@@ -245,6 +245,9 @@ spikes = Table(
     Column("window", Integer, nullable=False),
     Column("flagged_ns", BigInteger, nullable=False),
     Index("ix_alamos_spikes_start", "start_ns"),
+    # Retention's keep_spikes looks up each trace's flags (and their age):
+    # the primary key leads with span_id, no use for that.
+    Index("ix_alamos_spikes_trace", "trace_id", "start_ns"),
 )
 
 schema_version = Table(
