@@ -199,6 +199,11 @@ gc_pending = Table(
     Column("n_rows", BigInteger, nullable=False),
     Column("started", Integer, nullable=False),
     Column("decided_ns", BigInteger, nullable=False),
+    # Each delete batch takes the next traces in this order (started ones
+    # first): without the index every batch sorted the whole table (88,734
+    # pending traces, 200 batches on 1,000,000 spans; PostgreSQL ran that
+    # sort with parallel workers).
+    Index("ix_alamos_gc_pending_queue", text("started DESC"), "trace_id"),
 )
 
 # Windowed span statistics (alamos.stats): one row per (path, name, status,
