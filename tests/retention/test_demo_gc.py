@@ -95,7 +95,7 @@ def test_gc_dry_run_on_a_demo_database(tmp_path: Path) -> None:
     out = result.stdout
     assert "dry run: nothing was changed" in out and "Traceback" not in result.stderr
     for service, path, name in handlers:
-        assert service in out and name in out
+        assert service in out and path in out and name in out
     for kind in ("spans", "logs", "metrics", "statistics:alamos_span_stats"):
         assert kind in out
     assert snapshot(url) == before
