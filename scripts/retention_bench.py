@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/retention_bench.py                  # SQLite and PostgreSQL, 1M spans
     .venv/bin/python scripts/retention_bench.py --backend sqlite --spans 200000
+    .venv/bin/python scripts/retention_bench.py --backend postgresql --variants gc,control,idle
 
 Not part of the test suite (it takes minutes).  The database is filled
 directly (``executemany`` on SQLite, ``COPY`` on PostgreSQL) with traces of
@@ -12,13 +13,27 @@ a new one (WAL, incremental auto-vacuum).
 
 Then an exporter in **another process** (a real :class:`SQLExporter`, so the
 GIL of the gc process plays no part) stores a batch of 512 new spans every
-20 ms, timing each ``export`` call, while this process runs ``gc`` with the
-default batch size (policy: 7 d, keep the last 10 and the 5 slowest per
-handler, errors 30 d).  Reported: the longest and the 99th-percentile export
-call before and during gc (the stall gc causes is the difference), gc's time
-and what it deleted, and the file size before gc, after gc (incremental
-vacuum) and after a full ``VACUUM`` (``alamos gc --vacuum``; the exporter's
-longest call during that VACUUM is reported too: it locks the file).
+20 ms, timing each ``export`` call, while this process runs one variant
+(``--variants``, each on a freshly filled database):
+
+* ``gc``: gc with the default batch size and pause (policy: 7 d, keep the
+  last 10 and the 5 slowest per handler, errors 30 d); ``gc:pause=0.05``,
+  ``gc:batch=1000`` (or both, ``gc:pause=0.05+batch=1000``) change those;
+* ``control``: no gc, ``--burners`` processes that only burn CPU for as long
+  as the first gc took: what CPU contention alone does to the exporter;
+* ``idle``: nothing, as long.
+
+Reported: the export calls before and during (longest, p99, p50, and the
+share of their time spent waiting for a core), for gc also split into the
+decision and the deletes; the longest calls explained
+(``retention_probe.py``: run-queue delay of the exporter and of its
+PostgreSQL backend from ``/proc/<pid>/schedstat``, the wait events of its
+backend and what gc's backend ran, sampled from ``pg_stat_activity`` every
+10 ms); gc's time, CPU and what it deleted; on SQLite the file size before
+gc, after gc (incremental vacuum) and after a full ``VACUUM`` (``alamos gc
+--vacuum``; the exporter's longest call during it too: it locks the file).
+The stall gc causes is the longest call during gc; what gc adds beyond CPU
+contention is its excess over the control.
 """
 
 from __future__ import annotations
