@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/retention_bench.py                  # SQLite and PostgreSQL, 1M spans
     .venv/bin/python scripts/retention_bench.py --backend sqlite --spans 200000
+    .venv/bin/python scripts/retention_bench.py --backend postgresql --variants gc,control,idle
 
 Not part of the test suite (it takes minutes).  The database is filled
 directly (``executemany`` on SQLite, ``COPY`` on PostgreSQL) with traces of
@@ -12,13 +13,27 @@ a new one (WAL, incremental auto-vacuum).
 
 Then an exporter in **another process** (a real :class:`SQLExporter`, so the
 GIL of the gc process plays no part) stores a batch of 512 new spans every
-20 ms, timing each ``export`` call, while this process runs ``gc`` with the
-default batch size (policy: 7 d, keep the last 10 and the 5 slowest per
-handler, errors 30 d).  Reported: the longest and the 99th-percentile export
-call before and during gc (the stall gc causes is the difference), gc's time
-and what it deleted, and the file size before gc, after gc (incremental
-vacuum) and after a full ``VACUUM`` (``alamos gc --vacuum``; the exporter's
-longest call during that VACUUM is reported too: it locks the file).
+20 ms, timing each ``export`` call, while this process runs one variant
+(``--variants``, each on a freshly filled database):
+
+* ``gc``: gc with the default batch size and pause (policy: 7 d, keep the
+  last 10 and the 5 slowest per handler, errors 30 d); ``gc:pause=0.05``,
+  ``gc:batch=1000`` (or both, ``gc:pause=0.05+batch=1000``) change those;
+* ``control``: no gc, ``--burners`` processes that only burn CPU for as long
+  as the first gc took: what CPU contention alone does to the exporter;
+* ``idle``: nothing, as long.
+
+Reported: the export calls before and during (longest, p99, p50, and the
+share of their time spent waiting for a core), for gc also split into the
+decision and the deletes; the longest calls explained
+(``retention_probe.py``: run-queue delay of the exporter and of its
+PostgreSQL backend from ``/proc/<pid>/schedstat``, the wait events of its
+backend and what gc's backend ran, sampled from ``pg_stat_activity`` every
+10 ms); gc's time, CPU and what it deleted; on SQLite the file size before
+gc, after gc (incremental vacuum) and after a full ``VACUUM`` (``alamos gc
+--vacuum``; the exporter's longest call during it too: it locks the file).
+The stall gc causes is the longest call during gc; what gc adds beyond CPU
+contention is its excess over the control.
 """
 
 from __future__ import annotations
@@ -30,14 +45,19 @@ import random
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from retention_probe import EXPORTER, Burner, Monitor, cpu_busy, report, stats  # noqa: E402
+
+from alamos.retention import DEFAULT_BATCH_SIZE  # noqa: E402
 
 D = 86_400 * 10**9
 COLUMNS = [
@@ -49,37 +69,6 @@ LOG_COLUMNS = [
     "id", "ts_ns", "path", "level", "message", "trace_id", "span_id", "attributes", "location",
     "service", "node", "session_id",
 ]  # fmt: skip
-
-EXPORTER = textwrap.dedent(
-    """
-    import json, os, sys, time, random
-    from alamos.core.level import Level
-    from alamos.core.records import SpanRecord
-    from alamos.report.sql import SQLExporter
-    url, stop, out = sys.argv[1], sys.argv[2], sys.argv[3]
-    exp = SQLExporter(url)
-    rnd = random.Random(7)
-    calls = []
-    n = 0
-    while not os.path.exists(stop):
-        now = time.time_ns()
-        batch = []
-        for i in range(256):
-            tid = f"{rnd.getrandbits(128):032x}"
-            batch.append(SpanRecord(tid, "0000000000000001", None, "live", "GET /live",
-                Level.PROD, now - 1000, now, "ok", None, {}, (), "live", "live-1"))
-            batch.append(SpanRecord(tid, "0000000000000002", "0000000000000001", "live", "db",
-                Level.PROD, now - 900, now - 100, "ok", None, {}, (), "live", "live-1"))
-        t0 = time.monotonic()
-        exp.export(batch)
-        t1 = time.monotonic()
-        calls.append((t0, t1 - t0))
-        n += len(batch)
-        time.sleep(max(0.0, 0.02 - (t1 - t0)))
-    exp.close()
-    json.dump({"calls": calls, "spans": n}, open(out, "w"))
-    """
-)
 
 
 def _traces(
@@ -177,59 +166,108 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
-def _stats(calls: list[tuple[float, float]]) -> str:
-    if not calls:
-        return "no export call"
-    lat = sorted(d for _, d in calls)
-    p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-    return f"{len(lat)} calls, max {lat[-1] * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms"
+def _dsn(url: str) -> str:
+    from sqlalchemy import make_url
+
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def measure(backend: str, url: str, path: Path | None, tmp: Path) -> dict[str, object]:
+def measure(
+    backend: str,
+    url: str,
+    path: Path | None,
+    tmp: Path,
+    variant: str,
+    seconds: float = 0.0,
+    burners: int = 1,
+) -> dict[str, object]:
+    """Run the exporter process, then one variant while it runs: ``gc``
+    (defaults), ``gc:pause=0.05``, ``gc:batch=1000`` (both may be given,
+    comma-separated), ``control`` (``burners`` CPU-burning processes for
+    ``seconds``, no gc) or ``idle`` (nothing for ``seconds``)."""
     from alamos.retention import Policy, gc
 
     policy = Policy(ttl="7d", keep_last=10, keep_errors="30d", keep_slowest=5)
-    stop = tmp / f"stop-{backend}"
-    out = tmp / f"calls-{backend}.json"
+    tag = variant.replace(":", "-").replace("=", "").replace(",", "-")
+    stop = tmp / f"stop-{backend}-{tag}"
+    out = tmp / f"calls-{backend}-{tag}.json"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", EXPORTER, url, str(stop), str(out)], env=env)
+    monitor = Monitor(_dsn(url)) if backend == "postgresql" else None
+    if monitor is not None:
+        monitor.start()
+    result: dict[str, object] = {"backend": backend, "variant": variant}
     try:
         time.sleep(5)  # the exporter's own pace first (and its schema check)
         size0 = _size(path) if path else None
+        busy0 = cpu_busy()
+        thread0 = time.thread_time()
         t0 = time.monotonic()
-        summary = gc(url, policy)
+        summary = None
+        t_decided = None
+        if variant.startswith("gc"):
+            opts = dict(o.split("=") for o in variant.partition(":")[2].split(",") if o)
+            phases: dict[str, float] = {}
+
+            def progress(task: str, advance: int, total: int | None) -> None:
+                phases.setdefault(task, time.monotonic())
+
+            summary = gc(
+                url,
+                policy,
+                batch_size=int(opts.get("batch", DEFAULT_BATCH_SIZE)),
+                pause=float(opts["pause"]) if "pause" in opts else None,
+                progress=progress,
+            )
+            # The decision ends when the deletes begin.
+            t_decided = phases.get("traces")
+        elif variant == "control":
+            Burner(burners, seconds).wait()
+        else:
+            time.sleep(seconds)
         t1 = time.monotonic()
+        busy1 = cpu_busy()
+        result["seconds"] = round(t1 - t0, 1)
+        result["machine_cpu_busy"] = round((busy1[0] - busy0[0]) / (busy1[1] - busy0[1]), 3)
+        if summary is not None:
+            result["gc_python_cpu_s"] = round(time.thread_time() - thread0, 1)
+            if monitor is not None:
+                cpu, runq = monitor.gc_backend_seconds()
+                result["gc_backend_cpu_s"], result["gc_backend_runq_s"] = (
+                    round(cpu, 1),
+                    round(runq, 1),
+                )
+            result["batches"] = summary.batches
+            result["deleted_traces"] = summary.deleted
+            result["rows"] = dict(summary.rows)
         time.sleep(2)
         size1 = _size(path) if path else None
         t2 = time.monotonic()
-        full = gc(url, policy, vacuum=True) if path else None
+        full = gc(url, policy, vacuum=True) if path and summary is not None else None
         t3 = time.monotonic()
         time.sleep(1)
     finally:
         stop.touch()
         proc.wait(60)
+        if monitor is not None:
+            monitor.stop()
     calls = json.loads(out.read_text())["calls"]
-    before = [c for c in calls if c[0] + c[1] < t0]
-    during = [c for c in calls if c[0] < t1 and c[0] + c[1] > t0]
-    vac = [c for c in calls if c[0] < t3 and c[0] + c[1] > t2]
-    print(f"{backend}: gc took {t1 - t0:.1f} s in {summary.batches} batches", flush=True)
-    print(f"  deleted: {summary.deleted:,} traces, rows {dict(summary.rows)}")
-    print(f"  kept: {summary.kept:,} traces {dict(summary.traces)}")
-    print(f"  exporter before gc: {_stats(before)}")
-    print(f"  exporter during gc: {_stats(during)}")
-    if path is not None and full is not None:
+    print(f"{backend} {variant}: {result}", flush=True)
+    result["report"] = report(variant, calls, t0, t1, monitor)
+    if t_decided is not None:
+        result["decide_s"] = round(t_decided - t0, 1)
+        result["report_decide"] = report("gc: decide", calls, t0, t_decided, None, top=0)
+        result["report_delete"] = report("gc: delete", calls, t_decided, t1, None, top=0)
+    if path is not None and full is not None and summary is not None:
         mib = 2**20
         print(
             f"  file: {size0 / mib:,.1f} MiB before gc (with the exporter's new rows), "  # type: ignore[operator]
             f"{size1 / mib:,.1f} MiB after gc ({summary.space.method if summary.space else '-'}), "  # type: ignore[operator]
             f"{_size(path) / mib:,.1f} MiB after a full VACUUM ({t3 - t2:.1f} s)"
         )
-        print(f"  exporter during the full VACUUM: {_stats(vac)}")
-    else:
-        sp = summary.space
-        if sp is not None:
-            print(f"  database: {sp.before / 2**20:,.1f} MiB before, {sp.after / 2**20:,.1f} after")
-    return {"before": before, "during": during}
+        vac = [c for c in calls if c[0] < t3 and c[0] + c[1] > t2]
+        print(f"  exporter during the full VACUUM: {stats(vac)}")
+    return result
 
 
 def space(path: Path, n_spans: int, now: int) -> None:
@@ -262,32 +300,69 @@ def main() -> None:
     parser.add_argument(
         "--space", action="store_true", help="only the SQLite file size, without an exporter"
     )
+    parser.add_argument(
+        "--variants",
+        default="gc,control",
+        help="comma-separated runs, each on a freshly filled database: gc, "
+        "gc:pause=0.05+batch=1000, control (CPU burners for as long as the "
+        "first gc took), idle",
+    )
+    parser.add_argument("--burners", type=int, default=1, help="processes of the control load")
+    parser.add_argument("--seconds", type=float, default=0.0, help="control/idle length")
+    parser.add_argument("--json", type=Path, help="append the results here (JSON lines)")
     args = parser.parse_args()
     now = time.time_ns()
     print(f"{args.spans:,} spans in traces of 10, one log per trace", flush=True)
+    variants = [v.replace("+", ",") for v in args.variants.split(",")]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.space:
             space(tmp / "space.db", args.spans, now)
             return
+        state = {"seconds": args.seconds}
+
+        def run(backend: str, fill: Any, url: Any, path: Path | None) -> None:
+            """Each variant on a freshly filled database; the control and idle
+            runs last as long as the first gc unless --seconds says."""
+            for variant in variants:
+                t0 = time.perf_counter()
+                fill()
+                print(f"{backend}: filled in {time.perf_counter() - t0:.1f} s", flush=True)
+                r = measure(
+                    backend, url(), path, tmp, variant, state["seconds"] or 30.0, args.burners
+                )
+                if variant.startswith("gc") and not state["seconds"]:
+                    state["seconds"] = float(r["seconds"])  # type: ignore[arg-type]
+                if args.json:
+                    with args.json.open("a") as f:
+                        f.write(json.dumps(r) + "\n")
+
         if args.backend in ("sqlite", "both"):
             path = tmp / "bench.db"
-            t0 = time.perf_counter()
-            fill_sqlite(path, args.spans, now)
-            print(f"sqlite: filled in {time.perf_counter() - t0:.1f} s", flush=True)
-            measure("sqlite", f"sqlite:///{path}", path, tmp)
+
+            def fill_file() -> None:
+                for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+                    p.unlink(missing_ok=True)
+                fill_sqlite(path, args.spans, now)
+
+            run("sqlite", fill_file, lambda: f"sqlite:///{path}", path)
         if args.backend in ("postgresql", "both"):
             from pg import PgServer
 
             external = os.environ.get("ALAMOS_BENCH_PG_URL")
             server = PgServer.external(external) if external else PgServer.launch()
+            state["seconds"] = args.seconds
+            box: dict[str, str] = {}
+
+            def fill_db() -> None:
+                if "url" in box:
+                    server.drop_database(box.pop("url"))
+                box["url"] = server.create_database("alamos_retention_bench")
+                fill_postgresql(box["url"], args.spans, now)
+
             try:
-                url = server.create_database("alamos_retention_bench")
-                t0 = time.perf_counter()
-                fill_postgresql(url, args.spans, now)
-                print(f"postgresql: filled in {time.perf_counter() - t0:.1f} s", flush=True)
-                measure("postgresql", url, None, tmp)
-                server.drop_database(url)
+                run("postgresql", fill_db, lambda: box["url"], None)
+                server.drop_database(box.pop("url"))
             finally:
                 server.close()
 

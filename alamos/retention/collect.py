@@ -35,7 +35,8 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -57,18 +58,19 @@ from alamos.core.errors import RetentionError
 from alamos.report.sql.schema import gc_pending, holds, logs, spans
 from alamos.retention.db import Db, open_db, reason_of
 from alamos.retention.decide import FATES, fates_query, live_traces
-from alamos.retention.hooks import TimedTable, spike_tables, timed_tables
+from alamos.retention.hooks import SpikeSource, TimedTable, spike_tables, timed_tables
 from alamos.retention.policy import Policy
 from alamos.retention.summary import GcSummary, Handler, HandlerCounts, Space
 
-__all__ = ["DEFAULT_BATCH_SIZE", "VACUUM_STEP_PAGES", "Progress", "gc"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_PAUSE", "VACUUM_STEP_PAGES", "Progress", "gc"]
 
 #: Rows deleted per transaction by default.
 DEFAULT_BATCH_SIZE = 5_000
 #: Pages freed per ``PRAGMA incremental_vacuum`` step (8 MiB at 4 KiB pages).
 VACUUM_STEP_PAGES = 2_048
-#: SQLite: the pause between two of gc's write transactions (see ``_yield``).
-SQLITE_PAUSE = 0.1
+#: The pause (s) between two of gc's write transactions by default, per
+#: backend (see ``_Run._yield``).
+DEFAULT_PAUSE: Mapping[str, float] = MappingProxyType({"sqlite": 0.1, "postgresql": 0.0})
 
 #: ``progress(task, advance, total)``: ``advance`` more units of ``task`` done,
 #: out of ``total`` (``None``: unknown).
@@ -89,12 +91,15 @@ def gc(
     now_ns: int | None = None,
     progress: Progress | None = None,
     stop: Stop | None = None,
+    pause: float | None = None,
 ) -> GcSummary:
     """Apply ``policy`` to the database at ``url``; return what was deleted
     and kept.  ``dry_run``: change nothing, return the same summary.
     ``now_ns``: the time the TTLs count back from (default: now).  ``stop``:
     checked between batches (an object with ``is_set()``); when set, gc
     returns early with ``interrupted=True`` and a later gc finishes.
+    ``pause``: seconds between two write transactions (default: the
+    backend's, :data:`DEFAULT_PAUSE`).
 
     Raises :class:`~alamos.core.errors.RetentionError` for a missing or empty
     database, one that cannot be reached, or another gc running on it;
@@ -104,9 +109,12 @@ def gc(
         raise ValueError(f"batch_size must be an int of at least 1 (got {batch_size!r})")
     if not isinstance(policy, Policy):
         raise TypeError(f"policy must be an alamos.retention.Policy, not {policy!r}")
+    if pause is not None and not 0 <= pause <= 60:
+        raise ValueError(f"pause must be from 0 to 60 seconds (got {pause!r})")
     db = open_db(url, upgrade=not dry_run)
     try:
         run = _Run(db, policy, dry_run, batch_size, now_ns, progress, stop)
+        run.pause = DEFAULT_PAUSE[db.dialect] if pause is None else float(pause)
         if dry_run:
             return run.run(vacuum=False)
         with db.lock():
@@ -142,6 +150,8 @@ class _Run:
         self.batches = 0
         self.spared = 0
         self.interrupted = False
+        self.pause = DEFAULT_PAUSE[db.dialect]
+        self.spikes: list[SpikeSource] = []
 
     def _stopped(self) -> bool:
         if self.stop is not None and self.stop.is_set():
@@ -154,14 +164,14 @@ class _Run:
             has_holds = self.db.has_table(conn, holds.name)
             has_pending = self.db.has_table(conn, gc_pending.name)
             timed = timed_tables(conn)
-            spikes = spike_tables(conn)
+            self.spikes = spike_tables(conn)
         resumed = self._resume(has_pending)
         query = fates_query(
             self.policy,
             self.now,
             with_holds=has_holds,
             with_pending=has_pending,
-            spike_sources=spikes,
+            spike_sources=self.spikes,
         )
         traces, handlers, doomed = self._decide(query)
         if not self.dry_run:
@@ -294,7 +304,7 @@ class _Run:
                 total += n_rows
                 if not started:
                     fresh.append(trace_id)
-            spared = live_traces(conn, self.policy, self.now, fresh)
+            spared = live_traces(conn, self.policy, self.now, fresh, self.spikes)
             if spared:
                 conn.execute(delete(gc_pending).where(p.trace_id.in_(spared)))
                 self.spared += len(spared)
@@ -377,14 +387,15 @@ class _Run:
         return value
 
     def _yield(self) -> None:
-        """SQLite, between two write transactions: checkpoint, then pause
-        :data:`SQLITE_PAUSE` s.  A writer waiting for the lock sleeps in
+        """Between two write transactions: on SQLite, checkpoint; then pause
+        :attr:`pause` s (:data:`DEFAULT_PAUSE`).  SQLite: a writer waiting for the lock sleeps in
         SQLite's busy handler (steps up to 100 ms) and would find gc's next
         transaction holding it again: measured on 100,000 spans, exporter
         calls of 1.4-1.6 s (several batches in a row) without the pause."""
         if self.db.sqlite_path is not None:
             self._checkpoint()
-            time.sleep(SQLITE_PAUSE)
+        if self.pause > 0:
+            time.sleep(self.pause)
 
     def _checkpoint(self) -> None:
         """SQLite: copy the WAL back into the file now, in gc's connection.

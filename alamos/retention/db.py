@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from alamos.core.errors import RetentionError
 from alamos.report.sql import normalize_url
@@ -88,7 +88,22 @@ class Db:
             # exporter made are in WAL already (the mode is persistent).
             _sqlite_events(self.write, "BEGIN IMMEDIATE", wal=True)
         else:
-            kwargs["connect_args"] = {"connect_timeout": 10, "application_name": "alamos-gc"}
+            kwargs["connect_args"] = {
+                "connect_timeout": 10,
+                "application_name": "alamos-gc",
+                # gc is background work: no parallel workers.  Measured
+                # (scripts/retention_bench.py, 1,000,000 spans, 2 cores): the
+                # decision and each batch's queue query ran with 2 workers
+                # besides gc's backend, 3 processes taking the cores from
+                # the exporters (wait events IPC:MessageQueueSend,
+                # IPC:BgWorkerShutdown during their longest calls).
+                "options": "-c max_parallel_workers_per_gather=0",
+            }
+            # One gc's connections are kept for its batches (disposed at the
+            # end) instead of a new backend per transaction: the lock's, the
+            # decision's and the writes' (PostgreSQL forks a process and
+            # loads its catalog caches for each connection: 200 batches).
+            kwargs.update(poolclass=QueuePool, pool_size=3, max_overflow=2)
             self.read = create_engine(u, **kwargs)
             self.write = self.read
 

@@ -14,7 +14,9 @@ rule that keeps it in this order:
              ``keep_errors``;
 ``slowest``  among the ``keep_slowest`` slowest traces of its handler (root
              duration);
-``spike``    a frame of it is in a spike table (:mod:`~alamos.retention.hooks`);
+``spike``    a frame of it is in a spike table (:mod:`~alamos.retention.hooks`)
+             and the flag outlives this gc (younger than the ``statistics``
+             TTL when the table is trimmed by it);
 ``delete``   none of the above.
 
 A trace's spans and logs share its fate: a trace is kept or deleted whole.
@@ -47,6 +49,7 @@ from sqlalchemy import (
 
 from alamos.core.level import LOG_LEVELS, Level
 from alamos.report.sql.schema import gc_pending, holds, logs, spans
+from alamos.retention.hooks import SpikeSource
 from alamos.retention.policy import Policy
 
 __all__ = ["FATES", "KEPT", "fates_query", "live_traces", "span_live"]
@@ -91,6 +94,30 @@ def _held(trace_id: ColumnElement[Any], now_ns: int) -> ColumnElement[bool]:
     return exists().where(h.trace_id == trace_id, or_(h.until_ns.is_(None), h.until_ns > now_ns))
 
 
+def _flags(src: SpikeSource, policy: Policy, now_ns: int) -> tuple[Any, list[Any]]:
+    """The spike table ``src`` (its trace id column) and the condition on
+    its rows that the statistics TTL keeps: the trims run after the traces
+    are deleted, and a trace kept by a flag that this gc trims would go at
+    the next one."""
+    cols: list[Any] = [column(src.trace_column)]
+    if src.time_column is not None:
+        cols.append(column(src.time_column))
+    t = table(src.table, *cols)
+    ttl = policy.ttl_of("statistics")
+    cond: list[Any] = []
+    if src.time_column is not None and ttl is not None:
+        cond.append(t.c[src.time_column] >= now_ns - ttl)
+    return t, cond
+
+
+def _flagged(
+    trace_id: ColumnElement[Any], src: SpikeSource, policy: Policy, now_ns: int
+) -> ColumnElement[bool]:
+    """A row of ``src`` that outlives this gc names the trace."""
+    t, cond = _flags(src, policy, now_ns)
+    return exists().where(t.c[src.trace_column] == trace_id, *cond)
+
+
 def _not_started(trace_id: ColumnElement[Any], with_pending: bool) -> ColumnElement[bool]:
     if not with_pending:
         return literal(True)
@@ -104,12 +131,12 @@ def fates_query(
     *,
     with_holds: bool = True,
     with_pending: bool = True,
-    spike_sources: Sequence[tuple[str, str]] = (),
+    spike_sources: Sequence[SpikeSource] = (),
 ) -> Select[Any]:
     """Rows ``(trace_id, service, path, name, n_spans, n_logs, fate)``, one
     per trace (see the module docstring).  ``with_holds`` / ``with_pending``:
     whether those tables exist (a dry run does not create them);
-    ``spike_sources``: the ``(table, trace column)`` pairs that exist."""
+    ``spike_sources``: the spike tables that exist."""
     s, lg = spans.c, logs.c
     span_part = (
         select(
@@ -160,9 +187,8 @@ def fates_query(
     if policy.keep_slowest:
         rules.append((r.c.slow <= policy.keep_slowest, "slowest"))
     if policy.keep_spikes:
-        for name, col in spike_sources:
-            src = table(name, column(col))
-            rules.append((exists().where(src.c[col] == t.c.trace_id), "spike"))
+        for src in spike_sources:
+            rules.append((_flagged(t.c.trace_id, src, policy, now_ns), "spike"))
     fate = case(*rules, else_="delete").label("fate")
     return select(
         t.c.trace_id,
@@ -227,18 +253,28 @@ def _ranked_roots(with_pending: bool) -> Any:
 
 
 def live_traces(
-    conn: Connection, policy: Policy, now_ns: int, trace_ids: Sequence[str]
+    conn: Connection,
+    policy: Policy,
+    now_ns: int,
+    trace_ids: Sequence[str],
+    spike_sources: Sequence[SpikeSource] = (),
 ) -> set[str]:
-    """Those of ``trace_ids`` that are held or have a live span or log now
-    (a trace decided earlier may have gained either since)."""
+    """Those of ``trace_ids`` that are held, have a live span or log now, or
+    (``keep_spikes``) are flagged in one of ``spike_sources``: a trace
+    decided earlier may have gained any of these since."""
     if not trace_ids:
         return set()
     s, lg, h = spans.c, logs.c, holds.c
-    q = union_all(
+    parts = [
         select(s.trace_id).where(s.trace_id.in_(trace_ids), span_live(policy, now_ns) == 1),
         select(lg.trace_id).where(lg.trace_id.in_(trace_ids), log_live(policy, now_ns) == 1),
         select(h.trace_id).where(
             h.trace_id.in_(trace_ids), or_(h.until_ns.is_(None), h.until_ns > now_ns)
         ),
-    )
-    return {row[0] for row in conn.execute(q)}
+    ]
+    if policy.keep_spikes:
+        for src in spike_sources:
+            t, cond = _flags(src, policy, now_ns)
+            trace = t.c[src.trace_column]
+            parts.append(select(trace).where(trace.in_(trace_ids), *cond))
+    return {row[0] for row in conn.execute(union_all(*parts))}

@@ -9,8 +9,11 @@ statistics, spike flags) joins retention by adding a line to
 :data:`STATISTICS_TABLES` (its rows then live for the ``statistics`` TTL), and
 a table whose rows name traces to keep by a line to :data:`SPIKE_TABLES`
 (those traces are kept while the row is, if ``Policy.keep_spikes``).  A
-table or column that is not in the database is skipped, so retention works on
-a database that predates them.
+spike table also listed in :data:`STATISTICS_TABLES` keeps a trace only
+through the rows the ``statistics`` TTL keeps, so that one gc decides as if
+its trims had run first: a trace kept by a flag lives as long as the flag.
+A table or column that is not in the database is skipped, so retention works
+on a database that predates them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from __future__ import annotations
 import attrs
 from sqlalchemy import Connection, inspect
 
-__all__ = ["SPIKE_TABLES", "STATISTICS_TABLES", "TimedTable", "spike_tables", "timed_tables"]
+__all__ = [
+    "SPIKE_TABLES",
+    "STATISTICS_TABLES",
+    "SpikeSource",
+    "TimedTable",
+    "spike_tables",
+    "timed_tables",
+]
 
 #: Analysis tables deleted by age with the ``statistics`` TTL: (table, time column).
 STATISTICS_TABLES: tuple[tuple[str, str], ...] = (
@@ -47,6 +57,17 @@ class TimedTable:
         return f"{self.kind}:{self.table}" if self.kind == "statistics" else self.kind
 
 
+@attrs.frozen(slots=True)
+class SpikeSource:
+    """A table whose rows name traces kept by ``keep_spikes``: the trace id
+    column, and the time column the ``statistics`` TTL trims it by (``None``:
+    not trimmed, every row counts)."""
+
+    table: str
+    trace_column: str
+    time_column: str | None = None
+
+
 #: The record tables trimmed by age.
 BUILTIN: tuple[TimedTable, ...] = (
     TimedTable("logs", "alamos_logs", "ts_ns", traceless=True),
@@ -71,6 +92,13 @@ def timed_tables(conn: Connection) -> list[TimedTable]:
     return out
 
 
-def spike_tables(conn: Connection) -> list[tuple[str, str]]:
-    """The :data:`SPIKE_TABLES` that exist in the database of ``conn``."""
-    return [(name, col) for name, col in SPIKE_TABLES if col in _columns(conn, name)]
+def spike_tables(conn: Connection) -> list[SpikeSource]:
+    """The :data:`SPIKE_TABLES` that exist in the database of ``conn``, each
+    with its time column if :data:`STATISTICS_TABLES` trims it."""
+    out = []
+    for name, col in SPIKE_TABLES:
+        present = _columns(conn, name)
+        if col in present:
+            time_col = next((t for n, t in STATISTICS_TABLES if n == name), None)
+            out.append(SpikeSource(name, col, time_col if time_col in present else None))
+    return out

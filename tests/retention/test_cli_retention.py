@@ -37,7 +37,10 @@ def test_gc_dry_run_then_gc(db_url: str) -> None:
     assert dry["traces"] == {
         "hold": 1, "ttl": 5, "last": 3, "errors": 1, "slowest": 2, "spike": 0, "delete": 6,
     }  # fmt: skip
-    assert dry["rows"] == {"spans": 10, "logs": 9, "holds": 1, "metrics": 3, "reports": 1}
+    assert dry["rows"] == {
+        "spans": 10, "logs": 9, "holds": 1, "metrics": 3, "reports": 1,
+        "statistics:alamos_span_stats": 0, "statistics:alamos_spikes": 0,
+    }  # fmt: skip
     code, out = run("gc", "--db", db_url, *POLICY_ARGS, "--dry-run")
     assert code == 0
     assert "dry run: nothing was changed" in out and "GET /kv" in out
