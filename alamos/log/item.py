@@ -5,7 +5,9 @@ timestamp, the current span's ids as ints, where the call was made) and
 nothing more; :meth:`LogItem.to_record` builds the
 :class:`~alamos.core.records.LogRecord` later, on the collector's worker
 (hex ids, the location text, a fresh record id), so the caller never pays
-for it.
+for it.  Behind a backlog the hand-off queues the item's compact form
+(:meth:`LogItem.compact`, a flat tuple the garbage collector does not visit;
+see :mod:`alamos.core.handoff`, "Compaction").
 """
 
 from __future__ import annotations
@@ -84,4 +86,45 @@ class LogItem:
             service,
             node,
             self.session_id,
+        )
+
+    def compact(self, kind: int) -> tuple[Any, ...]:
+        """This item as a flat tuple of atomic values starting with ``kind``
+        (the attributes as a tuple of keys and a tuple of values: a tuple
+        holding a dict stays tracked by the garbage collector)."""
+        attrs = self.attributes
+        module = self.module
+        if type(module) is not str:
+            module = "?"
+        return (
+            kind,
+            self.ts_ns,
+            self.path,
+            self.level,
+            self.message,
+            self.trace_int,
+            self.span_int,
+            tuple(attrs) if attrs else (),
+            tuple(attrs.values()) if attrs else (),
+            f"{module}:{self.where}:{self.line}",
+            self.session_id,
+        )
+
+    @staticmethod
+    def from_compact(fields: tuple[Any, ...], service: str, node: str) -> LogRecord:
+        """The record of the item :meth:`compact` made ``fields`` of."""
+        _, ts_ns, path, level, message, tid, sid, keys, values, location, session_id = fields
+        return new_log_record(
+            new_record_id(),
+            ts_ns,
+            path,
+            level,
+            message,
+            None if tid is None else hex_id(tid, 16),
+            None if sid is None else hex_id(sid, 8),
+            MappingProxyType(dict(zip(keys, values, strict=True))) if keys else _EMPTY,
+            location,
+            service,
+            node,
+            session_id,
         )

@@ -204,8 +204,7 @@ class Collector:
                 return
             left -= len(items)
             try:
-                service, node = self.service, self.node
-                self._submit([item.to_record(service, node) for item in items])
+                self._submit(handoff.records(items, self.service, self.node))
             finally:
                 self._in_hand = 0
             # Let a delivery thread back in at once: it releases the GIL
