@@ -21,6 +21,8 @@ from alamos.core.records import LogRecord, new_log_record
 __all__ = ["LogItem"]
 
 _EMPTY: Any = MappingProxyType({})
+#: The values before the attributes in a compact log item: the kind and 8 fields.
+_FIELDS = 9
 
 
 class LogItem:
@@ -89,14 +91,14 @@ class LogItem:
         )
 
     def compact(self, kind: int) -> tuple[Any, ...]:
-        """This item as a flat tuple of atomic values starting with ``kind``
-        (the attributes as a tuple of keys and a tuple of values: a tuple
-        holding a dict stays tracked by the garbage collector)."""
+        """This item as a flat tuple: ``kind``, its fields, then its attribute
+        keys, then their values (the layout of a compact span, and for the
+        same reasons: :mod:`alamos.trace.compact`)."""
         attrs = self.attributes
         module = self.module
         if type(module) is not str:
             module = "?"
-        return (
+        fields = (
             kind,
             self.ts_ns,
             self.path,
@@ -104,27 +106,32 @@ class LogItem:
             self.message,
             self.trace_int,
             self.span_int,
-            tuple(attrs) if attrs else (),
-            tuple(attrs.values()) if attrs else (),
             f"{module}:{self.where}:{self.line}",
             self.session_id,
         )
+        return (*fields, *attrs, *attrs.values()) if attrs else fields
 
     @staticmethod
     def from_compact(fields: tuple[Any, ...], service: str, node: str) -> LogRecord:
         """The record of the item :meth:`compact` made ``fields`` of."""
-        _, ts_ns, path, level, message, tid, sid, keys, values, location, session_id = fields
+        tid, sid = fields[5], fields[6]
+        if len(fields) > _FIELDS:
+            middle = (len(fields) + _FIELDS) >> 1
+            # No strict=: the halves are equal (and the keyword is slow).
+            attrs: Any = MappingProxyType(dict(zip(fields[_FIELDS:middle], fields[middle:])))  # noqa: B905
+        else:
+            attrs = _EMPTY
         return new_log_record(
             new_record_id(),
-            ts_ns,
-            path,
-            level,
-            message,
+            fields[1],
+            fields[2],
+            fields[3],
+            fields[4],
             None if tid is None else hex_id(tid, 16),
             None if sid is None else hex_id(sid, 8),
-            MappingProxyType(dict(zip(keys, values, strict=True))) if keys else _EMPTY,
-            location,
+            attrs,
+            fields[7],
             service,
             node,
-            session_id,
+            fields[8],
         )
