@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/gc_pause.py                    # 100,000 queued spans
     .venv/bin/python scripts/gc_pause.py --spans 20000 --repeats 5
-    PYTHONPATH=/path/to/other/tree .venv/bin/python /path/to/other/tree/scripts/gc_pause.py
+    PYTHONPATH=/path/to/other/tree .venv/bin/python scripts/gc_pause.py  # that tree's alamos
 
 Not part of the test suite (it times things).  One root writes to a SQLite
 file in a temporary directory, with its worker asleep (``flush_interval`` of
