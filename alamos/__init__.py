@@ -23,14 +23,18 @@ database, and imports follow the same direction (import-linter contracts in
    and the export side ``alamos.report`` (``pipeline``: collector, delivery,
    spool; ``sql``: the SQL exporter; ``query``: reading traces back), import
    only the ground floor, and not each other (``report.query`` reads through
-   ``report.sql``).  An instrument gets its scope when it is built (a
+   ``report.sql``).  The analysis, ``alamos.stats`` and ``alamos.rules``, and
+   ``alamos.retention`` sit on the same layer: they see records on the
+   collector's worker as observers, and read or trim the database through
+   ``report.sql``.  An instrument gets its scope when it is built (a
    :class:`~alamos.core.scope.Scope`, the hand-off's ``put``, callbacks), never
    the tree.
 3. ``alamos.experiment``, the composition root, is the only package that
    imports all of the above: it reads the configuration, builds the pipeline
    and the tree.
-4. ``alamos.testing``, ``alamos.asgi``, ``alamos.httpx``, ``alamos.demo`` and
-   ``alamos.cli`` sit on top.
+4. ``alamos.testing``, ``alamos.asgi`` and ``alamos.httpx`` sit on top of
+   it, then ``alamos.demo`` (which runs on the integrations), then
+   ``alamos.cli``.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -38,7 +42,10 @@ from typing import TYPE_CHECKING, Any
 from alamos.core.context import SpanContext
 from alamos.core.errors import (
     AlamosError,
+    MetricsPortInUse,
     RecordsRejected,
+    RetentionError,
+    RulesError,
     SchemaVersionError,
     TraceQueryError,
     UnendedSpansError,
@@ -79,9 +86,12 @@ __all__ = [
     "Level",
     "LogRecord",
     "MetricRecord",
+    "MetricsPortInUse",
     "NoopSpan",
     "RecordsRejected",
     "ReportRecord",
+    "RetentionError",
+    "RulesError",
     "SQLExporter",
     "SchemaVersionError",
     "Span",

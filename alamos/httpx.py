@@ -23,22 +23,34 @@ could never be ended with the error, while a transport sees every outcome.
 :class:`AlamosTransport` and :class:`AsyncAlamosTransport` can also be given
 to the client directly (``httpx.Client(transport=AlamosTransport(...))``).
 
-Recorded: ``http.method``, ``http.url`` (scheme, host, port and path; the
-query string and any ``user:password@`` are left out, as they often carry
-secrets), ``server.address``, ``server.port`` and ``http.status_code``.  A
-5xx answer or a transport error (connection refused, timeout...) sets the
-status to error; as on the server side, a 4xx is left unset.
+Recorded, on the stable HTTP conventions (docs/http.md): ``http.request.method``,
+``url.full`` (scheme, host, port and path; the query string and any
+``user:password@`` are left out, as they often carry secrets),
+``server.address``, ``server.port``, ``http.response.status_code``, and
+``error.type`` on an error.  A 5xx answer or a transport error (connection
+refused, timeout...) sets the status to error; as on the server side, a 4xx
+is left unset.  Each exchange is also measured in the experiment's
+``http.client.request.duration`` histogram (seconds, until the response is
+closed, as the span), by method, server address and port, status code and
+error type: ``<path>_http_client_request_duration_seconds``.
 """
 
 from __future__ import annotations
 
 import contextvars
+import time
 from collections.abc import AsyncIterator, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from alamos.core.level import Level, LevelLike, parse_level
+from alamos.core.semconv import (
+    CLIENT_DURATION,
+    CLIENT_LABELS,
+    DURATION_BUCKETS,
+    normalize_method,
+)
 from alamos.experiment.experiment import Experiment
 from alamos.trace.propagation import TRACEPARENT, TRACESTATE, inject
 from alamos.trace.span import NoopSpan, Span
@@ -47,8 +59,86 @@ __all__ = ["AlamosTransport", "AsyncAlamosTransport", "instrument_client"]
 
 ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
-def _start(experiment: Experiment, level: Level, request: httpx.Request) -> Span | NoopSpan:
+
+def _histogram(experiment: Experiment, level: Level, metrics: bool) -> Any:
+    if not metrics:
+        return None
+    return experiment.metrics.histogram(
+        CLIENT_DURATION,
+        "Duration of HTTP client requests (OpenTelemetry http.client.request.duration)",
+        level=level,
+        labelnames=CLIENT_LABELS,
+        buckets=DURATION_BUCKETS,
+    )
+
+
+class _Exchange:
+    """One request's span and measurement, ended once (response closed or failed)."""
+
+    __slots__ = (
+        "address",
+        "code",
+        "duration",
+        "ended",
+        "error_type",
+        "method",
+        "port",
+        "span",
+        "start",
+    )
+
+    def __init__(
+        self, span: Span | NoopSpan, duration: Any, method: str, address: str, port: int | None
+    ) -> None:
+        self.span = span
+        self.duration = duration
+        self.method = method
+        self.address = address
+        self.port = port
+        self.code = 0
+        self.error_type = ""
+        self.ended = False
+        self.start = time.perf_counter()
+
+    def response(self, response: httpx.Response) -> None:
+        code = self.code = response.status_code
+        self.span.set("http.response.status_code", code)
+        if code >= 500:
+            self.error_type = str(code)
+            self.span.set("error.type", self.error_type)
+            self.span.set_status("error", f"HTTP {code}")
+
+    def fail(self, exc: BaseException) -> None:
+        """End the exchange because ``exc`` interrupted it."""
+        if isinstance(exc, Exception):
+            self.error_type = type(exc).__qualname__
+            self.span.set("error.type", self.error_type)
+            self.span.error(exc)
+        else:  # cancelled (or interrupted): not the server's fault, but not a success
+            self.span.set("http.cancelled", True)
+            self.error_type = type(exc).__qualname__
+        self.end()
+
+    def end(self) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.span.end()
+        if self.duration is not None:
+            self.duration.labels(
+                self.method,
+                self.address,
+                "" if self.port is None else str(self.port),
+                str(self.code) if self.code else "",
+                self.error_type,
+            ).observe(time.perf_counter() - self.start)
+
+
+def _start(
+    experiment: Experiment, level: Level, duration: Any, request: httpx.Request
+) -> _Exchange:
     """Open the client span for ``request`` and write its context into the headers.
 
     The span is started in a *copy* of the current context: starting a span
@@ -57,16 +147,21 @@ def _start(experiment: Experiment, level: Level, request: httpx.Request) -> Span
     is closed, and would otherwise become the parent of unrelated work).
     """
     url = request.url
-    method = request.method
+    given = request.method
+    method = normalize_method(given)
     host = url.host
     netloc = host if url.port is None else f"{host}:{url.port}"
-    span: Span | NoopSpan = experiment.trace.span(level, f"{method} {netloc}")
+    port = url.port if url.port is not None else _DEFAULT_PORTS.get(url.scheme)
+    span: Span | NoopSpan = experiment.trace.span(level, f"{given} {netloc}")
     contextvars.copy_context().run(span.start)
-    span.set("http.method", method)
-    span.set("http.url", f"{url.scheme}://{netloc}{url.path}")
-    span.set("server.address", host)
-    if url.port is not None:
-        span.set("server.port", url.port)
+    if isinstance(span, Span):
+        span.set("http.request.method", method)
+        if method != given:
+            span.set("http.request.method_original", given)
+        span.set("url.full", f"{url.scheme}://{netloc}{url.path}")
+        span.set("server.address", host)
+        if port is not None:
+            span.set("server.port", port)
     carrier: dict[str, str] = {}
     # A filtered-out client span still forwards the caller's context, so the
     # server's span joins the trace (as a child of the caller's span).
@@ -78,89 +173,80 @@ def _start(experiment: Experiment, level: Level, request: httpx.Request) -> Span
             if name in request.headers:
                 del request.headers[name]
         request.headers.update(carrier)
-    return span
-
-
-def _on_response(span: Span | NoopSpan, response: httpx.Response) -> None:
-    code = response.status_code
-    span.set("http.status_code", code)
-    if code >= 500:
-        span.set_status("error", f"HTTP {code}")
-
-
-def _fail(span: Span | NoopSpan, exc: BaseException) -> None:
-    """End ``span`` because ``exc`` interrupted the exchange."""
-    if isinstance(exc, Exception):
-        span.error(exc)
-    else:  # cancelled (or interrupted): not the server's fault, but not a success
-        span.set("http.cancelled", True)
-    span.end()
+    return _Exchange(span, duration, method, host, port)
 
 
 class _SpanStream(httpx.SyncByteStream):
-    """The response body, ending the client span when it is closed."""
+    """The response body, ending the exchange when it is closed."""
 
-    def __init__(self, stream: httpx.SyncByteStream, span: Span | NoopSpan) -> None:
+    def __init__(self, stream: httpx.SyncByteStream, exchange: _Exchange) -> None:
         self._stream = stream
-        self._span = span
+        self._exchange = exchange
 
     def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._stream
         except BaseException as exc:
-            _fail(self._span, exc)
+            self._exchange.fail(exc)
             raise
 
     def close(self) -> None:
         try:
             self._stream.close()
         finally:
-            self._span.end()
+            self._exchange.end()
 
 
 class _AsyncSpanStream(httpx.AsyncByteStream):
-    """The async response body, ending the client span when it is closed."""
+    """The async response body, ending the exchange when it is closed."""
 
-    def __init__(self, stream: httpx.AsyncByteStream, span: Span | NoopSpan) -> None:
+    def __init__(self, stream: httpx.AsyncByteStream, exchange: _Exchange) -> None:
         self._stream = stream
-        self._span = span
+        self._exchange = exchange
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
             async for chunk in self._stream:
                 yield chunk
         except BaseException as exc:
-            _fail(self._span, exc)
+            self._exchange.fail(exc)
             raise
 
     async def aclose(self) -> None:
         try:
             await self._stream.aclose()
         finally:
-            self._span.end()
+            self._exchange.end()
 
 
 class AlamosTransport(httpx.BaseTransport):
-    """Wrap a sync httpx transport: a client span per request, context injected."""
+    """Wrap a sync httpx transport: a client span per request, context injected,
+    and the duration measured (``metrics=False``: no histogram)."""
 
     def __init__(
-        self, transport: httpx.BaseTransport, experiment: Experiment, *, level: LevelLike = "prod"
+        self,
+        transport: httpx.BaseTransport,
+        experiment: Experiment,
+        *,
+        level: LevelLike = "prod",
+        metrics: bool = True,
     ) -> None:
         self.transport = transport
         self.experiment = experiment
         self.level = parse_level(level)
+        self._duration = _histogram(experiment, self.level, metrics)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        span = _start(self.experiment, self.level, request)
+        exchange = _start(self.experiment, self.level, self._duration, request)
         try:
             response = self.transport.handle_request(request)
-            _on_response(span, response)
+            exchange.response(response)
         except BaseException as exc:
-            _fail(span, exc)
+            exchange.fail(exc)
             raise
         stream = response.stream
         assert isinstance(stream, httpx.SyncByteStream)
-        response.stream = _SpanStream(stream, span)
+        response.stream = _SpanStream(stream, exchange)
         return response
 
     def close(self) -> None:
@@ -183,22 +269,24 @@ class AsyncAlamosTransport(httpx.AsyncBaseTransport):
         experiment: Experiment,
         *,
         level: LevelLike = "prod",
+        metrics: bool = True,
     ) -> None:
         self.transport = transport
         self.experiment = experiment
         self.level = parse_level(level)
+        self._duration = _histogram(experiment, self.level, metrics)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        span = _start(self.experiment, self.level, request)
+        exchange = _start(self.experiment, self.level, self._duration, request)
         try:
             response = await self.transport.handle_async_request(request)
-            _on_response(span, response)
+            exchange.response(response)
         except BaseException as exc:
-            _fail(span, exc)
+            exchange.fail(exc)
             raise
         stream = response.stream
         assert isinstance(stream, httpx.AsyncByteStream)
-        response.stream = _AsyncSpanStream(stream, span)
+        response.stream = _AsyncSpanStream(stream, exchange)
         return response
 
     async def aclose(self) -> None:
@@ -213,7 +301,7 @@ class AsyncAlamosTransport(httpx.AsyncBaseTransport):
 
 
 def instrument_client(
-    client: ClientT, experiment: Experiment, *, level: LevelLike = "prod"
+    client: ClientT, experiment: Experiment, *, level: LevelLike = "prod", metrics: bool = True
 ) -> ClientT:
     """Trace every request ``client`` sends; returns ``client`` itself.
 
@@ -241,7 +329,7 @@ def instrument_client(
         def wrap_async(t: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
             if isinstance(t, AsyncAlamosTransport):
                 return t
-            return AsyncAlamosTransport(t, experiment, level=lvl)
+            return AsyncAlamosTransport(t, experiment, level=lvl, metrics=metrics)
 
         client._transport = wrap_async(client._transport)
         for pattern, t in list(client._mounts.items()):
@@ -253,7 +341,7 @@ def instrument_client(
         def wrap_sync(t: httpx.BaseTransport) -> httpx.BaseTransport:
             if isinstance(t, AlamosTransport):
                 return t
-            return AlamosTransport(t, experiment, level=lvl)
+            return AlamosTransport(t, experiment, level=lvl, metrics=metrics)
 
         client._transport = wrap_sync(client._transport)
         for pattern, t2 in list(client._mounts.items()):

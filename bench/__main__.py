@@ -43,6 +43,7 @@ SUITES: list[tuple[str, tuple[str, ...]]] = [
             "span_3_attributes_backlog",
             "span_3_attributes_kwarg",
             "recorded_span_e2e",
+            "recorded_span_e2e_nostats",
             "otel_span",
             "otel_span_default_bsp",
             "filtered_log",

@@ -265,6 +265,7 @@ def micro_cases(ctx: BenchContext) -> list[Case]:
         )
     )
     add(_e2e_case(ctx))
+    add(_e2e_case(ctx, stats=False))
     try:
         tracer, flush, _ = otel_tracer(quiet=True)
         add(
@@ -396,29 +397,42 @@ def micro_cases(ctx: BenchContext) -> list[Case]:
     return cases
 
 
-def _e2e_case(ctx: BenchContext) -> Case:
+def _e2e_case(ctx: BenchContext, stats: bool = True) -> Case:
     """A recorded span with the collector's default batching (the worker drains
     while the loop runs) and a discarding exporter, flush included in the time:
-    what a span costs the process, record building by the worker included."""
+    what a span costs the process, record building by the worker included.
+
+    ``stats=False`` is the same with the live statistics switched off
+    (``stats_interval=None``): the two in the same rounds give the statistics'
+    share of the whole-process cost (target ``statistics_overhead``)."""
     root = quiet_root(
         ctx,
-        "e2e",
+        "e2e" if stats else "e2e-nostats",
         batch_size=512,
         flush_interval=0.5,
         max_queue=100_000,
         compact_at=COMPACT_AT,  # the defaults, all of them
+        **({} if stats else {"stats_interval": None}),
     )
     exp = root.sub("api")
     loop = timed_loop('with exp.trace.prod("x"):\n    pass', env={"exp": exp})
     collector = collector_of(root)
+    suffix = "" if stats else "_nostats"
+    without = "" if stats else ", statistics off"
     case = Case(
-        name="recorded_span_e2e",
-        title="recorded span, end to end: CPU of every thread (worker and flush included)",
+        name=f"recorded_span_e2e{suffix}",
+        title="recorded span, end to end: CPU of every thread (worker and flush included)"
+        + without,
         group="span",
         code='with exp.trace.prod("x"):\n    pass\n# ... then root.flush()',
         note="Default batching (512 / 0.5 s), worker running during the loop, discarding "
         "exporter; the process's CPU time (every thread: the loop, the collector's worker, "
-        "the delivery thread) for the loop and the flush, divided by the spans.",
+        "the delivery thread) for the loop and the flush, divided by the spans"
+        + (
+            "; live statistics on (the default: 60 s windows)."
+            if stats
+            else "; stats_interval=None (no live statistics)."
+        ),
         max_number=40_000,
     )
 

@@ -199,4 +199,17 @@ TARGETS: list[Target] = [
         why="With the worker building records (and the exporter called) in the same "
         "process: the whole CPU cost of a span, not only the instrumented thread's.",
     ),
+    Target(
+        id="statistics_overhead",
+        operation="live span statistics: recorded span end to end, statistics on / off",
+        row="recorded_span_e2e",
+        numerator="recorded_span_e2e",
+        denominator="recorded_span_e2e_nostats",
+        kind="max",
+        limit=1.15,
+        text="≤ 1.15x (at most 15% more)",
+        why="The statistics run on the collector's worker (the instrumented thread does "
+        "nothing more), batch by batch; the whole process may pay at most 15% more per span "
+        "(issue 11).",
+    ),
 ]

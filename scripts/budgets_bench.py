@@ -129,7 +129,7 @@ def fill_sqlite(path: Path, shape: str, n_spans: int, index: bool) -> None:
 
     from sqlalchemy import create_engine
 
-    from alamos.report.sql.schema import ensure_schema
+    from alamos.report.sql.migrate import ensure_schema
 
     engine = create_engine(f"sqlite:///{path}")
     ensure_schema(engine)
@@ -154,7 +154,7 @@ def fill_postgresql(url: str, shape: str, n_spans: int, index: bool) -> None:
     from sqlalchemy import create_engine, make_url
 
     from alamos.report.sql import normalize_url
-    from alamos.report.sql.schema import ensure_schema
+    from alamos.report.sql.migrate import ensure_schema
 
     engine = create_engine(normalize_url(url))
     ensure_schema(engine)

@@ -5,7 +5,7 @@
 # Creates .venv if missing and installs alamos with its dev extras into it.
 # The PostgreSQL tests start a throwaway server from the initdb/pg_ctl of the
 # machine (or use ALAMOS_TEST_PG_URL); as root, PostgreSQL is installed with
-# apt-get when missing.
+# apt-get when missing, and so is chromium for the dashboard's browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +26,19 @@ if [[ -z "${ALAMOS_TEST_PG_URL:-}" ]] && ! have_initdb; then
     else
         echo "scripts/test.sh: PostgreSQL not found: install it (apt-get install postgresql)" \
             "or set ALAMOS_TEST_PG_URL; the PostgreSQL tests will be skipped (fail if CI=true)" >&2
+    fi
+fi
+
+# The dashboard's browser tests (issue 13) drive Debian's chromium with Playwright
+# (the dev extra); Playwright's own browser download is not used.
+if ! command -v chromium >/dev/null 2>&1; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "scripts/test.sh: installing chromium (apt-get install chromium)" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "scripts/test.sh: chromium not found: install it (apt-get install chromium);" \
+            "the dashboard's browser tests will be skipped (fail if CI=true)" >&2
     fi
 fi
 

@@ -20,7 +20,12 @@ def _register() -> None:
     # Imported for their side effect of adding commands to ``main``.
     from alamos.cli import (
         budgets,  # noqa: F401
+        dashboard,  # noqa: F401
         demo,  # noqa: F401
+        records,  # noqa: F401
+        retention,  # noqa: F401
+        rules,  # noqa: F401
+        stats,  # noqa: F401
         traces,  # noqa: F401
     )
 

@@ -19,7 +19,8 @@ import attrs
 import click
 
 from alamos.cli import main
-from alamos.cli.traces import _when, clean, db_option, since_ns
+from alamos.cli.database import db_option
+from alamos.cli.traces import _unreadable, _when, clean, since_ns
 from alamos.report.query import (
     DEFAULT_SPIKE_FACTOR,
     DEFAULT_SPIKE_WINDOW,
@@ -58,6 +59,7 @@ def _to_json(report: BudgetReport, spikes: list[FrameRow], factor: float, window
         "top": report.top,
         "offenders": [row(o, share=o.share) for o in report.offenders],
         "spikes": [row(s) for s in spikes],
+        "stored_spikes": report.stored_spikes,
     }
     return json.dumps(doc, indent=2)
 
@@ -165,6 +167,11 @@ def _print(report: BudgetReport, spikes: list[FrameRow], factor: float, window: 
     type=click.IntRange(1, 10_000),
     help="The running mean is over this many previous frames.",
 )
+@click.option(
+    "--store-spikes",
+    is_flag=True,
+    help="Also flag the spikes in the alamos_spikes table (for the dashboard and retention).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def budgets(
     db: str,
@@ -174,6 +181,7 @@ def budgets(
     top: int,
     spike_factor: float,
     spike_window: int,
+    store_spikes: bool,
     as_json: bool,
 ) -> None:
     """Frame budgets: where the time of each frame (every span named FRAME)
@@ -197,6 +205,7 @@ def budgets(
             top=top,
             spike_factor=spike_factor,
             spike_window=spike_window,
+            store_spikes=store_spikes,
         )
         spikes = frames_of(
             db,
@@ -208,7 +217,7 @@ def budgets(
             limit=top,
         )
     except TraceQueryError as exc:
-        raise click.ClickException(clean(str(exc), 2000)) from None
+        raise _unreadable(exc) from None
     if as_json:
         click.echo(_to_json(report, spikes, spike_factor, spike_window))
         return
@@ -216,3 +225,5 @@ def budgets(
         click.echo(f"no frames: no span named {clean(frame, 200)!r} in that time range", err=True)
         return
     _print(report, spikes, spike_factor, spike_window)
+    if report.stored_spikes is not None:
+        click.echo(f"{report.stored_spikes:,} new spikes stored in alamos_spikes")

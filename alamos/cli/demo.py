@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from alamos.cli import main
+from alamos.cli.database import to_url
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -26,7 +27,8 @@ def _ms(ns: object) -> str:
 @click.option(
     "--db",
     default=None,
-    help=f"Database URL (default: $ALAMOS_DB, else {DEFAULT_DB} in the working directory).",
+    help=f"Database: a SQLite file path or a URL (default: $ALAMOS_DB, else {DEFAULT_DB} "
+    "in the working directory).",
 )
 @click.option("--clients", default=8, show_default=True, type=click.IntRange(1, 512))
 @click.option(
@@ -47,14 +49,29 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
     from rich.table import Table
 
     import alamos
-    from alamos.demo.summary import summarise
-    from alamos.demo.workload import Counters, run_workload
+    from alamos.demo.rules import DEMO_RULES, print_rules
+    from alamos.demo.summary import DEMO_STATS_ATTRIBUTES, summarise
 
-    url = db or os.environ.get("ALAMOS_DB") or DEFAULT_DB
+    try:
+        from alamos.demo.workload import Counters, run_workload
+    except ImportError as exc:  # the demo runs on uvicorn, Starlette and httpx
+        raise click.UsageError(
+            f"the demo needs its extra ({exc.name or exc}): pip install 'alamos[demo]'"
+        ) from None
+
+    url = to_url(db or os.environ.get("ALAMOS_DB") or DEFAULT_DB)
     console = Console()
     since = time.time_ns()
     try:
-        root = alamos.new("demo", service="demo-api", db=url, level=level, console=False)
+        root = alamos.new(
+            "demo",
+            service="demo-api",
+            db=url,
+            level=level,
+            console=False,
+            stats_attributes=DEMO_STATS_ATTRIBUTES,
+            rules=DEMO_RULES,
+        )
     except (ValueError, ImportError) as exc:
         raise click.UsageError(str(exc)) from None
     with Progress(
@@ -116,6 +133,34 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
         table.add_row(path, "0", "-", "-", "0", ", ".join(f"{k}={v}" for k, v in levels.items()))
     console.print(table)
     _print_budgets(console, url, since)
+    print_rules(console, url, since)
+    _print_stats(console, url, since)
+
+
+def _print_stats(console: Console, url: str, since: int) -> None:
+    """The live span statistics (``alamos stats``), merged over this run's windows."""
+    from rich.text import Text
+
+    from alamos.cli.stats import print_table
+    from alamos.core.errors import TraceQueryError
+    from alamos.demo.summary import span_statistics
+
+    try:
+        summaries = span_statistics(url, since)
+    except TraceQueryError as exc:
+        console.print(Text(f"span statistics unavailable: {exc}", style="yellow"))
+        return
+    if not summaries:
+        return
+    print_table(summaries, "Span statistics, ms (alamos stats)", console, compact=True)
+    for s in summaries:
+        for name, a in s.stats.attributes.items():
+            console.print(
+                Text(
+                    f"  {s.path} {s.name}: {name} mean {a.mean:,.1f} "
+                    f"(min {a.min:,.0f}, max {a.max:,.0f}; {a.count:,} spans)"
+                )
+            )
 
 
 def _print_budgets(console: Console, url: str, since: int) -> None:

@@ -10,14 +10,17 @@ must not be able to rewrite the user's terminal.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import click
 
 from alamos.cli import main
+from alamos.cli.database import db_option, db_problem
 from alamos.core.records import LogRecord, SpanRecord
 from alamos.report.query import (
     TraceNode,
@@ -30,10 +33,7 @@ from alamos.report.query import (
     valid_trace_id,
 )
 
-__all__ = ["clean", "parse_since", "trace", "traces"]
-
-DEFAULT_DB = "sqlite:///alamos.db"
-ENV_DB = "ALAMOS_DB"
+__all__ = ["clean", "db_option", "parse_since", "trace", "traces"]
 
 #: Longest text shown for one field (a name, a message...); the rest is cut.
 MAX_FIELD = 500
@@ -140,22 +140,48 @@ def _fail(message: str) -> click.ClickException:
     return click.ClickException(clean(message, 2000))
 
 
-db_option = click.option(
-    "--db",
-    envvar=ENV_DB,
-    default=DEFAULT_DB,
-    show_default=True,
-    show_envvar=True,
-    help="Database URL to read (sqlite:///file.db or postgresql://...).",
-)
+def _unreadable(exc: TraceQueryError) -> click.ClickException:
+    """A database that cannot be read: why, and how to point at another one
+    (one line each, each line cleaned)."""
+    lines = db_problem(str(exc)).split("\n")
+    return click.ClickException("\n".join(clean(line, 2000) for line in lines))
+
+
+def _value(value: object) -> str:
+    # JSON for text, so that "a b" and a number stay apart from the key.
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else str(value)
+
+
+def _pairs(attributes: Mapping[str, object]) -> str:
+    return " ".join(f"{k}={_value(v)}" for k, v in sorted(attributes.items()))
+
+
+def _detail_lines(node: TraceNode, depth: int, verbose: bool) -> list[str]:
+    """The span's attributes on one line, and with ``-v`` one line per event
+    (time relative to the span's start)."""
+    s = node.span
+    pad = "  " * (depth + 1)
+    out = []
+    if s.attributes:
+        out.append(f"{pad}@ {clean(_pairs(s.attributes), 2000)}")
+    if verbose:
+        for e in s.events:
+            line = f"{pad}* {clean(e.name, 200)}  +{_ms(e.ts_ns - s.start_ns)}"
+            if e.attributes:
+                shown = {k: v for k, v in e.attributes.items() if k != "exception.stacktrace"}
+                line += f"  {_pairs(shown)}"
+            out.append(clean(line, 4000))
+    return out
 
 
 @main.command()
 @click.argument("trace_id")
 @db_option
-def trace(trace_id: str, db: str) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also print each span's events.")
+def trace(trace_id: str, db: str, verbose: bool) -> None:
     """Print the tree of one trace: every span, indented under its parent,
-    with service@node, path, duration and status, and its logs beneath it."""
+    with service@node, path, duration and status, its attributes (``@``
+    line), its events with -v (``*`` lines) and its logs (``|`` lines)."""
     tid = trace_id.strip().lower()
     if not valid_trace_id(tid):
         raise click.BadParameter(
@@ -165,7 +191,7 @@ def trace(trace_id: str, db: str) -> None:
     try:
         spans, logs = load_trace(db, tid)
     except TraceQueryError as exc:
-        raise _fail(str(exc)) from None
+        raise _unreadable(exc) from None
     if not spans and not logs:
         raise _fail(f"no trace {tid} in {_shown(db)}")
     services = sorted({s.service for s in spans})
@@ -176,6 +202,8 @@ def trace(trace_id: str, db: str) -> None:
     for root in build_tree(spans, logs):
         for depth, node in root.walk():
             click.echo(_span_line(node, depth))
+            for line in _detail_lines(node, depth, verbose):
+                click.echo(line)
             for log in node.logs:
                 click.echo(_log_line(log, depth + 1, node.span.start_ns))
     loose = unattached_logs(spans, logs)
@@ -199,7 +227,7 @@ def traces(db: str, path: str | None, since: str | None, errors: bool, limit: in
             db, path=path, since_ns=since_ns(since), errors_only=errors, limit=limit
         )
     except TraceQueryError as exc:
-        raise _fail(str(exc)) from None
+        raise _unreadable(exc) from None
     for t in found:
         click.echo(_summary_line(t))
     if not found:

@@ -9,12 +9,13 @@ passing.  It lives on the ground floor because spans set it and logs read it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Protocol
 
 import attrs
 
-__all__ = ["CURRENT", "INVALID_CONTEXT", "CurrentSpan", "SpanContext"]
+__all__ = ["CURRENT", "EXPECTED", "INVALID_CONTEXT", "CurrentSpan", "SpanContext"]
 
 
 @attrs.frozen(slots=True)
@@ -48,3 +49,13 @@ class CurrentSpan(Protocol):
 #: The span now current in this context (an :class:`alamos.Span`), or None;
 #: typed by :func:`alamos.current_span`, which reads it.
 CURRENT: ContextVar[Any] = ContextVar("alamos_current_span", default=None)
+
+#: Which exceptions are *expected* in this context: a predicate, or None.  A
+#: span that an expected exception leaves records it as an event and is not
+#: marked as an error.  A server middleware sets it for the time of a request
+#: (:class:`alamos.asgi.AlamosMiddleware`: an ``HTTPException`` with a 4xx
+#: status is the client's mistake, not the server's).  Read only when an
+#: exception leaves a span, never on the hot path.
+EXPECTED: ContextVar[Callable[[BaseException], bool] | None] = ContextVar(
+    "alamos_expected_exceptions", default=None
+)

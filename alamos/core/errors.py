@@ -14,7 +14,11 @@ from typing import Any
 
 __all__ = [
     "AlamosError",
+    "MetricsPortInUse",
     "RecordsRejected",
+    "RetentionError",
+    "RuleProblem",
+    "RulesError",
     "SchemaVersionError",
     "TraceQueryError",
     "UnendedSpansError",
@@ -59,3 +63,58 @@ class RecordsRejected(AlamosError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RuleProblem:
+    """One thing wrong with a recording rule: where (``source``, the file or
+    ``"rules"`` for Python objects; ``index``, the rule's 1-based position;
+    ``rule``, its metric name when it has a valid one), which ``field``, and
+    ``message`` (what is wrong and how to fix it)."""
+
+    __slots__ = ("field", "index", "message", "rule", "source")
+
+    def __init__(
+        self, source: str, index: int | None, rule: str | None, field: str, message: str
+    ) -> None:
+        self.source = source
+        self.index = index
+        self.rule = rule
+        self.field = field
+        self.message = message
+
+    def __str__(self) -> str:
+        where = self.source
+        if self.index is not None:
+            where += f": rule {self.index}"
+            if self.rule:
+                where += f" ({self.rule!r})"
+        return f"{where}: field {self.field!r}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"RuleProblem({str(self)!r})"
+
+
+class RulesError(AlamosError, ValueError):
+    """Recording rules that cannot be used (``alamos.rules``): a bad metric
+    or label name, a bad regular expression, an unknown aggregation, a
+    duplicate name, too many rules...  ``problems`` lists every
+    :class:`RuleProblem` found (``alamos rules check FILE`` prints them);
+    the message names each rule and field."""
+
+    def __init__(self, problems: Sequence[RuleProblem]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{len(self.problems)} problem(s) in the recording rules:\n{lines}")
+
+
+class MetricsPortInUse(AlamosError, OSError):
+    """``alamos.metrics.serve(..., if_taken="raise")`` found its port taken:
+    another process (often another worker of the same server) has it.  The
+    message says how to expose the metrics of several workers instead."""
+
+
+class RetentionError(AlamosError):
+    """Garbage collection or a hold could not run: no database at that URL,
+    a database without alamos tables, another gc already running on it, or a
+    database that cannot be reached.  Nothing was deleted.  The message says
+    which database (password hidden) and what to do."""

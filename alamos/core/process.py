@@ -8,6 +8,10 @@ process by nature) lives here, in one place:
   nobody uses is not kept alive by it) and forgets an object at its close;
 * one :func:`atexit` hook, which runs the exit hooks (closing the roots
   still open);
+* the roots of the process (weakly), and who wants to hear of a new one:
+  the pytest plugin's capture mode attaches each test's recorder to every
+  tree, including the ones made at import time (:func:`root_created`,
+  :func:`live_roots`, :func:`watch_roots`);
 * one set of :func:`os.register_at_fork` hooks, registered once per process
   at import, which run the registered objects' fork hooks.  (A hook per
   object could never be removed, so they would pile up over a long test run.)
@@ -29,7 +33,15 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Hooks", "live_count", "track", "untrack"]
+__all__ = [
+    "Hooks",
+    "live_count",
+    "live_roots",
+    "root_created",
+    "track",
+    "untrack",
+    "watch_roots",
+]
 
 log = logging.getLogger("alamos")
 
@@ -64,6 +76,43 @@ def live_count() -> int:
     """How many objects have hooks registered now (for tests and health checks)."""
     with _LOCK:
         return len(_LIVE)
+
+
+_ROOTS: weakref.WeakSet[Any] = weakref.WeakSet()
+_ROOT_WATCHERS: list[Callable[[Any], None]] = []
+
+
+def root_created(root: Any) -> None:
+    """Called by ``alamos.new`` with each new root: remembered (weakly), and
+    passed to every watcher (a watcher that raises is logged and skipped)."""
+    with _LOCK:
+        _ROOTS.add(root)
+        watchers = list(_ROOT_WATCHERS)
+    for watcher in watchers:
+        try:
+            watcher(root)
+        except Exception:
+            log.exception("alamos: a watcher of new roots failed on %r", root)
+
+
+def live_roots() -> list[Any]:
+    """The roots made in this process and still alive (open or closed)."""
+    with _LOCK:
+        return list(_ROOTS)
+
+
+def watch_roots(watcher: Callable[[Any], None]) -> Callable[[], None]:
+    """Call ``watcher(root)`` for every root made from now on; returns the
+    function that stops it."""
+    with _LOCK:
+        _ROOT_WATCHERS.append(watcher)
+
+    def unwatch() -> None:
+        with _LOCK:
+            if watcher in _ROOT_WATCHERS:
+                _ROOT_WATCHERS.remove(watcher)
+
+    return unwatch
 
 
 def _run(which: str) -> None:

@@ -31,6 +31,7 @@ __all__ = [
     "Record",
     "ReportRecord",
     "SpanRecord",
+    "SpanStatsRecord",
     "new_log_record",
     "new_span_record",
 ]
@@ -201,7 +202,45 @@ class ExperimentRecord(_Built):
         return self.path
 
 
-Record = SpanRecord | LogRecord | MetricRecord | ReportRecord | ExperimentRecord
+@attrs.frozen(slots=True)
+class SpanStatsRecord(_Leveled):
+    """Statistics of the spans of one ``(path, name, status, level)`` that
+    started in one window (``[window_start_ns, window_start_ns + window_ns)``),
+    as one process saw them between two emissions (see :mod:`alamos.stats`).
+
+    Durations are integer nanoseconds: ``sum_ns``, ``min_ns`` and ``max_ns``
+    are exact; ``mean_ns`` and ``m2`` (the sum of squared deviations from
+    the mean, "sqDiff") are floats.  ``sketch`` is a DDSketch of the
+    durations (protobuf, base64).  ``attributes`` holds, for each numeric
+    attribute named in ``stats_attributes``, ``{"count", "sum", "mean",
+    "m2", "min", "max"}``.  ``id`` is fixed when the record is built, so a
+    replay from the spool stores nothing twice.
+    """
+
+    table: ClassVar[str] = "alamos_span_stats"
+    record_kind: ClassVar[str] = "span_stats"
+
+    id: str
+    window_start_ns: int
+    window_ns: int
+    path: str
+    name: str
+    status: str
+    level: Level
+    count: int
+    errors: int
+    sum_ns: int
+    mean_ns: float
+    m2: float
+    min_ns: int
+    max_ns: int
+    sketch: str
+    attributes: Mapping[str, Any]
+    service: str
+    node: str
+
+
+Record = SpanRecord | LogRecord | MetricRecord | ReportRecord | ExperimentRecord | SpanStatsRecord
 
 
 T = TypeVar("T")

@@ -4,8 +4,19 @@ Each experiment describes where it sits with a :class:`Scope`: its path,
 which levels are on there right now, and the debug session covering it.
 Its tracer, logger and metrics are built with the experiment's
 :class:`LiveScope`, read the scope from it and ask to be told when it
-changes (the filter or the debug sessions changed).  An instrument never
-holds its experiment, so instruments import nothing but this ground floor.
+changes (the filter or the debug sessions changed, or a synchronous
+exporter was attached to or removed from the running tree: the scope also
+says where records go, its ``put``).  An instrument never holds its
+experiment, so instruments import nothing but this ground floor.
+
+Why the ``put`` travels with the scope: an instrument calls its ``put`` on
+every finished span and log call, so it holds it in a slot (one attribute
+read), and a tree with no synchronous exporter gives it the hand-off's own
+``put``, no wrapper.  A recorder attached later (:meth:`Recorder.attach
+<alamos.testing.Recorder.attach>`) must reach instruments built before it;
+pushing the new ``put`` through the scope costs nothing per call, where a
+wrapper that looks the sinks up on every call would cost one more Python
+call per span.
 """
 
 from __future__ import annotations
@@ -14,6 +25,7 @@ from collections.abc import Callable
 
 import attrs
 
+from alamos.core.handoff import Put
 from alamos.core.level import Level
 
 __all__ = ["LiveScope", "Scope"]
@@ -29,6 +41,9 @@ class Scope:
     prod: bool = False
     session_id: str | None = None
     """The id of the debug session covering the path, if any."""
+    put: Put | None = attrs.field(default=None, eq=False, repr=False)
+    """Where the instruments hand what they record; ``None``: keep the
+    ``put`` they were built with."""
 
     def enabled(self, level: Level) -> bool:
         if level is Level.PROD:

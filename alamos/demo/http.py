@@ -1,132 +1,98 @@
-"""A deliberately tiny HTTP/1.1 over anyio streams, for the demo.
+"""The demo's HTTP: what users write, on the real integrations.
 
-It exists to show trace propagation over a real socket with nothing but
-``alamos.inject`` / ``alamos.extract`` on a plain ``dict`` of headers: the
-same two calls work for any transport (message queues, raw streams).  It
-supports keep-alive, ``Content-Length`` bodies and nothing else, and bounds
-every read so a hostile peer cannot make it allocate without limit.
+The servers are Starlette applications behind
+:class:`~alamos.asgi.AlamosMiddleware` (a span per request, continuing the
+caller's trace, and the HTTP server metrics), run by uvicorn; the clients
+are httpx clients instrumented with :func:`alamos.httpx.instrument_client`
+(a client span per request, its context sent in ``traceparent``).  The
+storage processes of ``--workers`` close their tree with
+:func:`alamos.asgi.lifespan`, the only close that runs after uvicorn's
+SIGTERM.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
-from anyio.abc import SocketStream
-from anyio.streams.buffered import BufferedByteReceiveStream
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-__all__ = ["HttpClient", "Request", "Response", "serve"]
+import alamos
+from alamos.asgi import AlamosMiddleware, lifespan
+from alamos.httpx import instrument_client
 
-MAX_HEAD = 16 * 1024
-MAX_BODY = 1024 * 1024
+__all__ = ["Handler", "app", "bind", "client", "serve"]
 
-
-class Request:
-    __slots__ = ("body", "headers", "method", "target")
-
-    def __init__(self, method: str, target: str, headers: dict[str, str], body: bytes) -> None:
-        self.method = method
-        self.target = target
-        self.headers = headers
-        self.body = body
-
-
-class Response:
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None):
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
-
-
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
-
-
-def _parse_head(head: bytes) -> tuple[str, dict[str, str]]:
-    lines = head.decode("latin-1").split("\r\n")
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    return lines[0], headers
-
-
-async def _read_message(buf: BufferedByteReceiveStream) -> tuple[str, dict[str, str], bytes]:
-    head = await buf.receive_until(b"\r\n\r\n", MAX_HEAD)
-    first, headers = _parse_head(head)
-    try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError:
-        length = -1
-    if not 0 <= length <= MAX_BODY:
-        raise ValueError("bad content-length")
-    body = await buf.receive_exactly(length) if length else b""
-    return first, headers, body
-
-
-def _encode(first: str, headers: dict[str, str], body: bytes) -> bytes:
-    lines = [first, *(f"{k}: {v}" for k, v in headers.items()), f"content-length: {len(body)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
+#: A request handler of the demo's layers: request → response.
 Handler = Callable[[Request], Awaitable[Response]]
 
-
-async def serve(handler: Handler, *, port: int = 0, ready: Callable[[int], None]) -> None:
-    """Serve ``handler`` on 127.0.0.1 until cancelled; ``ready(port)`` is
-    called once listening."""
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=port)
-
-    async def connection(stream: SocketStream) -> None:
-        buf = BufferedByteReceiveStream(stream)
-        async with stream:
-            while True:
-                try:
-                    first, headers, body = await _read_message(buf)
-                    method, target, _ = first.split(" ", 2)
-                except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
-                    return
-                except (ValueError, anyio.DelimiterNotFound):
-                    await stream.send(_encode("HTTP/1.1 400 Bad Request", {}, b""))
-                    return
-                response = await handler(Request(method, target, headers, body))
-                reason = _REASONS.get(response.status, "Unknown")
-                try:
-                    await stream.send(
-                        _encode(
-                            f"HTTP/1.1 {response.status} {reason}", response.headers, response.body
-                        )
-                    )
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                    return
-
-    port_ = listener.extra(anyio.abc.SocketAttribute.local_port)
-    ready(port_)
-    await listener.serve(connection)
+START_TIMEOUT = 10.0
 
 
-class HttpClient:
-    """One keep-alive connection to a demo server."""
+def app(
+    path: str, handler: Handler, experiment: alamos.Experiment, *, close: bool = False
+) -> AlamosMiddleware:
+    """A Starlette app answering GET and PUT on ``path`` (a route template)
+    with ``handler``, traced and measured on ``experiment``; ``close``: its
+    lifespan closes ``experiment``'s tree at shutdown."""
+    starlette = Starlette(
+        routes=[Route(path, handler, methods=["GET", "PUT"])],
+        lifespan=lifespan(experiment.root) if close else None,
+    )
+    return AlamosMiddleware(starlette, experiment)
 
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self._stream: SocketStream | None = None
-        self._buf: BufferedByteReceiveStream | None = None
 
-    async def request(
-        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
-    ) -> Response:
-        if self._stream is None:
-            self._stream = await anyio.connect_tcp("127.0.0.1", self.port)
-            self._buf = BufferedByteReceiveStream(self._stream)
-        assert self._buf is not None
-        await self._stream.send(_encode(f"{method} {target} HTTP/1.1", headers, body))
-        first, rheaders, rbody = await _read_message(self._buf)
-        return Response(int(first.split(" ", 2)[1]), rbody, rheaders)
+def bind() -> socket.socket:
+    """A listening socket on a free port of 127.0.0.1 (bound here, so the port
+    is known before uvicorn starts and nobody else can take it)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
-    async def aclose(self) -> None:
-        if self._stream is not None:
-            await self._stream.aclose()
-            self._stream = None
+
+def server(asgi: Any, *, lifespan_on: bool = False) -> uvicorn.Server:
+    return uvicorn.Server(
+        uvicorn.Config(
+            asgi,
+            lifespan="on" if lifespan_on else "off",
+            log_level="warning",
+            access_log=False,
+        )
+    )
+
+
+async def serve(asgi: Any, *, task_status: anyio.abc.TaskStatus[int]) -> None:
+    """Serve ``asgi`` with uvicorn in this event loop until cancelled;
+    ``task_status.started(port)`` once it accepts connections."""
+    sock = bind()
+    running = server(asgi)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: running.serve(sockets=[sock]))
+            with anyio.fail_after(START_TIMEOUT):
+                while not running.started:
+                    await anyio.sleep(0.01)
+            task_status.started(int(sock.getsockname()[1]))
+            try:
+                await anyio.sleep_forever()
+            finally:
+                running.should_exit = True
+    finally:
+        sock.close()
+
+
+def client(experiment: alamos.Experiment, base_url: str = "") -> httpx.AsyncClient:
+    """An async httpx client, instrumented on ``experiment`` (keep-alive
+    connections, so the demo measures requests rather than handshakes)."""
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    return instrument_client(
+        httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits), experiment
+    )

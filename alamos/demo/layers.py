@@ -11,9 +11,11 @@ import random
 from typing import Protocol
 
 import anyio
+from starlette.requests import Request
+from starlette.responses import Response
 
 import alamos
-from alamos.demo.http import HttpClient, Request, Response
+from alamos.demo.http import client
 
 __all__ = ["Api", "Cesium", "LocalStorage", "RemoteStorage", "StorageServer"]
 
@@ -68,37 +70,29 @@ class LocalStorage:
 class RemoteStorage:
     """The storage layer behind HTTP, in other processes (``--workers``).
 
-    Keys are spread over the storage processes by hash; each request carries
-    the current trace in ``traceparent`` via :func:`alamos.inject`.
+    Keys are spread over the storage processes by hash; each call is a span
+    (``GET storage``) around an instrumented httpx client's request, whose
+    client span sends the trace to the storage process in ``traceparent``.
     """
 
     def __init__(self, exp: alamos.Experiment, ports: list[int]) -> None:
         self.exp = exp
         self.ports = ports
-        self._free: dict[int, list[HttpClient]] = {p: [] for p in ports}
+        self.http = client(exp)
 
     async def _call(self, method: str, key: str, body: bytes = b"") -> bytes:
         port = self.ports[hash(key) % len(self.ports)]
-        pool = self._free[port]
-        client = pool.pop() if pool else HttpClient(port)
-        not_found = False
         with self.exp.trace.prod(f"{method} storage") as span:
-            span.set("peer.port", port)
-            headers: dict[str, str] = {}
-            alamos.inject(headers)
-            try:
-                response = await client.request(method, f"/page/{key}", headers, body)
-            except BaseException:
-                await client.aclose()
-                raise
-            pool.append(client)
-            span.set("http.status_code", response.status)
-            not_found = response.status == 404
-            if response.status >= 500:
-                raise span.error(OSError(f"storage returned {response.status}"))
-        if not_found:
+            span.set("server.port", port)
+            response = await self.http.request(
+                method, f"http://127.0.0.1:{port}/page/{key}", content=body
+            )
+            span.set("http.response.status_code", response.status_code)
+            if response.status_code >= 500:
+                raise span.error(OSError(f"storage returned {response.status_code}"))
+        if response.status_code == 404:
             raise NotFound(key)
-        return response.body
+        return response.content
 
     async def read(self, key: str) -> bytes:
         return await self._call("GET", key)
@@ -107,9 +101,7 @@ class RemoteStorage:
         await self._call("PUT", key, value)
 
     async def aclose(self) -> None:
-        for pool in self._free.values():
-            for client in pool:
-                await client.aclose()
+        await self.http.aclose()
 
 
 class Cesium:
@@ -166,28 +158,27 @@ class Api:
         self.latency = exp.metrics.histogram("request_seconds", "Request latency")
 
     async def handle(self, request: Request) -> Response:
-        parent = alamos.extract(request.headers)
-        with (
-            self.latency.time(),
-            self.exp.trace.prod(f"{request.method} /kv", parent=parent) as span,
-        ):
-            key = request.target.rsplit("/", 1)[-1]
-            span.set_attributes({"http.method": request.method, "key": key})
+        """``GET`` / ``PUT /kv/{key}``.  The request's span is the middleware's
+        (``GET /kv/{key}`` on this experiment, a child of the client's span)."""
+        span = alamos.current_span()
+        with self.latency.time():
+            key = request.path_params["key"]
+            if span is not None:
+                span.set("key", key)
             try:
                 if request.method == "GET":
-                    body = await self.cesium.read(key)
-                    response = Response(200, body)
+                    response = Response(await self.cesium.read(key))
                 else:
-                    await self.cesium.write(key, request.body)
-                    response = Response(200)
+                    await self.cesium.write(key, await request.body())
+                    response = Response()
             except NotFound:
-                response = Response(404)
+                response = Response(status_code=404)
             except OSError as exc:
                 self.exp.log.warning("request for {key} failed: {exc}", key=key, exc=str(exc))
-                span.error(exc)
-                response = Response(500)
-            span.set("http.status_code", response.status)
-            self.requests.labels(request.method, str(response.status)).inc()
+                if span is not None:
+                    span.error(exc)
+                response = Response(status_code=500)
+            self.requests.labels(request.method, str(response.status_code)).inc()
             return response
 
 
@@ -199,17 +190,17 @@ class StorageServer:
         self.storage = storage
 
     async def handle(self, request: Request) -> Response:
-        parent = alamos.extract(request.headers)
-        key = request.target.rsplit("/", 1)[-1]
-        with self.exp.trace.prod(f"{request.method} /page", parent=parent) as span:
-            span.set("key", key)
-            try:
-                if request.method == "GET":
-                    return Response(200, await self.storage.read(key))
-                await self.storage.write(key, request.body)
-                return Response(200)
-            except NotFound:
-                return Response(404)
-            except OSError as exc:
+        """``GET`` / ``PUT /page/{key}`` (the middleware's span is current)."""
+        key = request.path_params["key"]
+        try:
+            if request.method == "GET":
+                return Response(await self.storage.read(key))
+            await self.storage.write(key, await request.body())
+            return Response()
+        except NotFound:
+            return Response(status_code=404)
+        except OSError as exc:
+            span = alamos.current_span()
+            if span is not None:
                 span.error(exc)
-                return Response(500)
+            return Response(status_code=500)

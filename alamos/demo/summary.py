@@ -4,10 +4,11 @@ Per layer: percentiles use window functions (``ROW_NUMBER`` / ``COUNT`` over
 a partition) so the same query runs on SQLite and PostgreSQL.  Every value
 is a bound parameter.
 
-Frame budgets: the api handler's spans (``GET /kv``, ``PUT /kv``) are the
-frames, and :data:`DEMO_BUDGETS` charges what runs below them to the layers,
-through :func:`~alamos.report.query.budget_report` (SQL in the database, so
-storage processes' spans count too: they are found by trace/parent links).
+Frame budgets: the api server's request spans (``GET /kv/{key}``, ``PUT
+/kv/{key}``, the middleware's) are the frames, and :data:`DEMO_BUDGETS`
+charges what runs below them to the layers, through
+:func:`~alamos.report.query.budget_report` (SQL in the database, so storage
+processes' spans count too: they are found by trace/parent links).
 """
 
 from __future__ import annotations
@@ -17,22 +18,37 @@ from typing import Any
 import sqlalchemy as sa
 
 from alamos.report.query import BudgetMap, BudgetReport, budget_report
+from alamos.stats import Summary, read_stats, summarize
 
-__all__ = ["DEMO_BUDGETS", "DEMO_FRAMES", "LAYER_SQL", "LOGS_SQL", "frame_budgets", "summarise"]
+__all__ = [
+    "DEMO_BUDGETS",
+    "DEMO_FRAMES",
+    "DEMO_STATS_ATTRIBUTES",
+    "LAYER_SQL",
+    "LOGS_SQL",
+    "frame_budgets",
+    "span_statistics",
+    "summarise",
+]
 
-#: The api layer's handler spans (``Api.handle``): one frame per request.
-DEMO_FRAMES = ("GET /kv", "PUT /kv")
+#: The span attributes the demo keeps statistics of (``Cesium.write`` sets it).
+DEMO_STATS_ATTRIBUTES = ("bytes",)
+
+#: The api server's request spans (``AlamosMiddleware`` on ``demo.api``, named
+#: after the route template): one frame per request.
+DEMO_FRAMES = ("GET /kv/{key}", "PUT /kv/{key}")
 
 #: The demo's layers as budgets, by the span names each records
 #: (:mod:`alamos.demo.layers`).  ``* storage`` is the HTTP call to a storage
-#: process (``--workers``); the storage server's ``GET /page`` inside it is
-#: the same budget, so it is not counted again (outermost only).  The budgets
+#: process (``--workers``); the httpx client span and the storage server's
+#: ``GET /page/{key}`` inside it are the same budget, so they are not counted
+#: again (outermost only).  The budgets
 #: nest (cesium calls storage, storage calls the wal), so shares add up to
 #: more than 100%.
 DEMO_BUDGETS = BudgetMap.from_mapping(
     {
         "cesium": ["read", "write"],
-        "storage": ["read_page", "write_page", "* storage", "* /page"],
+        "storage": ["read_page", "write_page", "* storage", "* /page/{key}"],
         "wal": "fsync",
     }
 )
@@ -91,3 +107,10 @@ def frame_budgets(url: str, since_ns: int) -> list[BudgetReport]:
     run's), with :data:`DEMO_BUDGETS`; a frame nobody recorded has
     ``frame.frames == 0``.  No top offenders are printed, so one is asked for."""
     return [budget_report(url, f, DEMO_BUDGETS, since_ns=since_ns, top=1) for f in DEMO_FRAMES]
+
+
+def span_statistics(url: str, since_ns: int) -> list[Summary]:
+    """The live statistics the demo's processes stored (``alamos_span_stats``),
+    merged per path and span name over the windows since ``since_ns``."""
+    rows = [r for r in read_stats(url, since_ns=since_ns) if r.service.startswith("demo")]
+    return summarize(rows, by="name")

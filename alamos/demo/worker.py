@@ -1,37 +1,19 @@
 """A storage process for ``alamos demo --workers N``.
 
-Prints ``PORT <n>`` once listening, serves the storage layer over loopback
-HTTP, and on SIGTERM closes its root (flushing to the shared database).
+Prints ``PORT <n>`` once its socket is bound, serves the storage layer with
+uvicorn (Starlette behind ``AlamosMiddleware``), and on SIGTERM shuts down
+gracefully: the app's lifespan (:func:`alamos.asgi.lifespan`) closes the
+root, flushing to the shared database, before uvicorn re-raises the signal.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-
-import anyio
 
 import alamos
-from alamos.demo.http import serve
+from alamos.demo.http import app, bind, server
 from alamos.demo.layers import LocalStorage, StorageServer
-
-
-async def _main(index: int, db: str, level: str) -> None:
-    with alamos.new(
-        "demo", service=f"demo-storage-{index}", db=db, level=level, console=False
-    ) as root:
-        server = StorageServer(root.sub("storage_server"), LocalStorage(root.sub("storage")))
-
-        def ready(port: int) -> None:
-            print(f"PORT {port}", flush=True)
-
-        async with anyio.create_task_group() as tg:
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                tg.start_soon(lambda: serve(server.handle, ready=ready))
-                async for _ in signals:
-                    tg.cancel_scope.cancel()
-                    break
+from alamos.demo.summary import DEMO_STATS_ATTRIBUTES
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,8 +22,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--level", default="debug")
     args = parser.parse_args(argv)
-    anyio.run(_main, args.index, args.db, args.level)
-    sys.exit(0)
+    root = alamos.new(
+        "demo",
+        service=f"demo-storage-{args.index}",
+        db=args.db,
+        level=args.level,
+        console=False,
+        stats_attributes=DEMO_STATS_ATTRIBUTES,
+    )
+    exp = root.sub("storage_server")
+    storage = StorageServer(exp, LocalStorage(root.sub("storage")))
+    sock = bind()
+    print(f"PORT {sock.getsockname()[1]}", flush=True)
+    server(app("/page/{key}", storage.handle, exp, close=True), lifespan_on=True).run(
+        sockets=[sock]
+    )
 
 
 if __name__ == "__main__":

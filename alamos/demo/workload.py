@@ -1,11 +1,13 @@
 """Drive the demo: start the server(s), run concurrent clients, show progress.
 
-Single process (default): one anyio server with api → cesium → storage in
-one experiment tree.  With ``workers > 1``: this process runs the clients and
-the api layer, and ``workers - 1`` storage processes (``python -m
-alamos.demo.worker``) serve the storage layer over loopback HTTP, each with
-its own root exporting to the same database.  One request is then one trace
-across processes.
+Single process (default): the api server (Starlette behind
+``AlamosMiddleware``, run by uvicorn in this event loop) with api → cesium →
+storage in one experiment tree, and clients on instrumented httpx clients.
+With ``workers > 1``: this process runs the clients and the api layer, and
+``workers - 1`` storage processes (``python -m alamos.demo.worker``, uvicorn
+too) serve the storage layer over loopback HTTP, each with its own root
+exporting to the same database.  One request is then one trace across
+processes.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 
 import anyio
-from anyio.abc import TaskStatus
 
 import alamos
-from alamos.demo.http import HttpClient, serve
+from alamos.demo.http import app, client, serve
 from alamos.demo.layers import Api, Cesium, LocalStorage, RemoteStorage, Storage
 
 __all__ = ["Counters", "run_workload"]
@@ -38,31 +39,20 @@ async def _client(
     exp: alamos.Experiment, port: int, until: float, counters: Counters, seed: int
 ) -> None:
     rng = random.Random(seed)
-    client = HttpClient(port)
-    try:
+    async with client(exp, f"http://127.0.0.1:{port}") as http:
         while time.monotonic() < until:
             key = f"k{rng.randrange(200)}"
             write = rng.random() < 0.3
             method = "PUT" if write else "GET"
             with exp.trace.prod("request") as span:
                 span.set_attributes({"method": method, "key": key})
-                headers: dict[str, str] = {}
-                alamos.inject(headers)
                 body = os.urandom(rng.randrange(16, 256)) if write else b""
-                response = await client.request(method, f"/kv/{key}", headers, body)
-                span.set("http.status_code", response.status)
-                if response.status >= 500:
-                    span.set_status("error", f"server returned {response.status}")
+                response = await http.request(method, f"/kv/{key}", content=body)
+                span.set("http.response.status_code", response.status_code)
+                if response.status_code >= 500:
+                    span.set_status("error", f"server returned {response.status_code}")
                     counters.errors += 1
             counters.requests += 1
-    finally:
-        await client.aclose()
-
-
-async def _start_server(
-    handler: Callable[..., object], task_status: TaskStatus[int] = anyio.TASK_STATUS_IGNORED
-) -> None:
-    await serve(handler, ready=task_status.started)  # type: ignore[arg-type]
 
 
 def _spawn_storage(index: int, db: str, level: str) -> tuple[subprocess.Popen[bytes], int]:
@@ -114,11 +104,12 @@ async def run_workload(
             storage = remote = RemoteStorage(root.sub("storage_client"), ports)
         else:
             storage = LocalStorage(root.sub("storage"))
-        api = Api(root.sub("api"), Cesium(root.sub("cesium"), storage))
+        api_exp = root.sub("api")
+        api = Api(api_exp, Cesium(root.sub("cesium"), storage))
         client_exp = root.sub("client")
         async with AsyncExitStack() as stack:
             tg = await stack.enter_async_context(anyio.create_task_group())
-            port = await tg.start(_start_server, api.handle)
+            port = await tg.start(serve, app("/kv/{key}", api.handle, api_exp))
             start = time.monotonic()
             until = start + seconds
             async with anyio.create_task_group() as clients_tg:

@@ -17,7 +17,11 @@ from alamos.core.exporter import Exporter
 from alamos.core.handoff import check_max_bytes
 from alamos.experiment.filter import Filter, coerce_filter
 from alamos.experiment.keys import validate_key
+from alamos.experiment.rules import coerce_rules
+from alamos.retention.policy import Policy
+from alamos.rules import RuleSet
 from alamos.trace.sampling import Sampler, coerce_sampler
+from alamos.trace.tracer import check_ignore
 
 __all__ = ["ENV_CONSOLE", "ENV_DB", "ENV_SPOOL", "Config"]
 
@@ -48,6 +52,18 @@ class Config:
     metrics_interval: float
     report_interval: float
     spool_dir: Path
+    ignore: tuple[type[BaseException], ...]
+    """Exception types every span of the tree treats as expected."""
+    process_metrics: bool
+    """Process and GC collectors in ``root.registry``."""
+    rules: RuleSet | None = None
+    """Recording rules (:mod:`alamos.experiment.rules`)."""
+    stats_interval: float | None = 60.0
+    """Window of the live span statistics in seconds; None: no statistics."""
+    stats_attributes: tuple[str, ...] = ()
+    retention: Policy | None = None
+    """Garbage collection in the background (see alamos.experiment.retention)."""
+    retention_interval: float = 3600.0
 
     @classmethod
     def read(
@@ -70,6 +86,13 @@ class Config:
         metrics_interval: float,
         report_interval: float,
         spool_dir: str | os.PathLike[str] | None,
+        ignore: Sequence[type[BaseException]] = (),
+        process_metrics: bool = True,
+        rules: object = None,
+        stats_interval: float | None = 60.0,
+        stats_attributes: Sequence[str] = (),
+        retention: Policy | None = None,
+        retention_interval: float = 3600.0,
     ) -> Config:
         """The arguments of :func:`alamos.new`, checked, with the environment's defaults."""
         validate_key(key)
@@ -84,8 +107,15 @@ class Config:
                 f"batch_size and max_queue must be at least 1 (got {batch_size} and {max_queue})"
             )
         check_max_bytes(max_queue_bytes)
+        if retention is not None and not isinstance(retention, Policy):
+            raise TypeError(
+                f"retention must be an alamos.retention.Policy (or None), not {retention!r}"
+            )
+        if isinstance(retention_interval, bool) or not retention_interval > 0:
+            raise ValueError(f"retention_interval must be > 0 seconds (got {retention_interval!r})")
         if flush_interval <= 0 or metrics_interval <= 0 or report_interval <= 0:
             raise ValueError("flush_interval, metrics_interval and report_interval must be > 0")
+        _check_stats(stats_interval, stats_attributes)
         return cls(
             key=key,
             level=coerce_filter(level),
@@ -104,6 +134,30 @@ class Config:
             metrics_interval=metrics_interval,
             report_interval=report_interval,
             spool_dir=Path(spool_dir) if spool_dir is not None else _default_spool_dir(),
+            ignore=check_ignore(ignore),
+            process_metrics=bool(process_metrics),
+            rules=coerce_rules(rules),
+            stats_interval=None if stats_interval is None else float(stats_interval),
+            stats_attributes=tuple(stats_attributes),
+            retention=retention,
+            retention_interval=float(retention_interval),
+        )
+
+
+def _check_stats(interval: float | None, attributes: Sequence[str]) -> None:
+    if interval is not None and (
+        isinstance(interval, bool)
+        or not isinstance(interval, int | float)
+        or not 0.001 <= interval <= 86_400 * 366
+    ):
+        raise ValueError(
+            f"stats_interval must be a number of seconds from 0.001 to a year, or None "
+            f"for no statistics (got {interval!r})"
+        )
+    if isinstance(attributes, str) or not all(isinstance(a, str) and a for a in attributes):
+        raise ValueError(
+            "stats_attributes must be a list of attribute names, e.g. ('bytes', 'rows') "
+            f"(got {attributes!r})"
         )
 
 

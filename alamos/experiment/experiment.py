@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
 
+from alamos.core.exporter import Exporter
 from alamos.core.level import Level, LevelLike, parse_level
 from alamos.core.records import ExperimentRecord
 from alamos.core.scope import LiveScope, Scope
@@ -26,7 +27,7 @@ from alamos.log.logger import Logger
 from alamos.metrics.factory import Metrics, NoopMetrics
 from alamos.report.pipeline.stats import CloseResult, PipelineStats, pipeline_stats
 from alamos.report.providers import Provider, call_provider
-from alamos.trace.tracer import Tracer
+from alamos.trace.tracer import Tracer, check_ignore
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -80,6 +81,7 @@ class Experiment:
             child = self._children.get(key)
             if child is None:
                 child = Experiment(state, key, self)
+                child.trace.set_ignore(self.trace.ignore)
                 child._refresh()
                 self._children[key] = child
                 state.index[child.path] = child
@@ -164,7 +166,9 @@ class Experiment:
             bench = state.enabled(Level.BENCH, self.path)
             debug = state.enabled(Level.DEBUG, self.path)
             prod = state.enabled(Level.PROD, self.path)
-        self._scope.set(Scope(self.path, bench, debug, prod, state.session_for(self.path)))
+        self._scope.set(
+            Scope(self.path, bench, debug, prod, state.session_for(self.path), state.put)
+        )
 
     def set_level(self, spec: object) -> None:
         """Replace the tree's level filter at run time (a level, a spec string
@@ -180,6 +184,21 @@ class Experiment:
         except ValueError as exc:
             raise ValueError(f"invalid debug session path: {exc}") from None
         return DebugSession(self._root_state, target, parse_level(level))
+
+    # -- expected exceptions ----------------------------------------------------
+
+    def ignore(self, *types: type[BaseException]) -> None:
+        """Treat exceptions of ``types`` leaving a span of this experiment or
+        of its subtree (children made later included) as *expected*: recorded
+        as an ``exception`` event (``expected=True``), the span not marked as
+        an error.  Adds to the types given before; ``alamos.new(...,
+        ignore=...)`` does it for the whole tree, the span factories'
+        ``ignore=`` for one span."""
+        check_ignore(types)
+        with self._root_state.lock:
+            for exp in self.walk():
+                known = exp.trace.ignore
+                exp.trace.set_ignore(known + tuple(t for t in types if t not in known))
 
     # -- reports --------------------------------------------------------------
 
@@ -258,6 +277,28 @@ class Experiment:
         the :class:`~alamos.report.pipeline.stats.CloseResult` says how many
         records are durable (stored or spooled), dropped or still pending."""
         return self._root_state.close(timeout)
+
+    # -- exporters added while the tree runs -------------------------------------
+
+    @property
+    def exporters(self) -> tuple[Exporter, ...]:
+        """The tree's exporters: those it was made with, then the synchronous
+        ones added by :meth:`add_exporter`."""
+        state = self._root_state
+        return (*state.exporters, *state.added_sinks)
+
+    def add_exporter(self, exporter: Exporter) -> None:
+        """Hand every record the tree makes from now on to ``exporter`` too,
+        at once, in the recording thread (the whole tree, like :meth:`close`).
+        Only a synchronous exporter (in memory, ``synchronous = True``, such as
+        :class:`alamos.testing.Recorder`) can be added to a running tree;
+        :meth:`alamos.testing.Recorder.attach` is the way to use it in tests.
+        Adding one twice is harmless.  The tree does not close it."""
+        self._root_state.add_sink(exporter)
+
+    def remove_exporter(self, exporter: Exporter) -> bool:
+        """Undo :meth:`add_exporter`; False if ``exporter`` was not added."""
+        return self._root_state.remove_sink(exporter)
 
     def __enter__(self) -> Experiment:
         return self

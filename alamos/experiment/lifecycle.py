@@ -10,12 +10,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from alamos.core import process
 from alamos.core.exporter import Exporter
 from alamos.core.handoff import DEFAULT_MAX_BYTES
 from alamos.experiment.config import Config
 from alamos.experiment.experiment import Experiment
 from alamos.experiment.pipeline import attach_root, build_pipeline, exporters_of
+from alamos.experiment.retention import start_retention
 from alamos.experiment.root import RootState, default_node
+from alamos.experiment.rules import attach_rules
+from alamos.metrics.exposition import add_process_collectors
+from alamos.retention.policy import Policy
 
 __all__ = ["new"]
 
@@ -39,6 +44,13 @@ def new(
     metrics_interval: float = 10.0,
     report_interval: float = 60.0,
     spool_dir: str | os.PathLike[str] | None = None,
+    ignore: Sequence[type[BaseException]] = (),
+    process_metrics: bool = True,
+    rules: object = None,
+    stats_interval: float | None = 60.0,
+    stats_attributes: Sequence[str] = (),
+    retention: Policy | None = None,
+    retention_interval: float = 3600.0,
 ) -> Experiment:
     """Create the root of a new experiment tree.  See the README for every option."""
     config = Config.read(
@@ -59,6 +71,13 @@ def new(
         metrics_interval=metrics_interval,
         report_interval=report_interval,
         spool_dir=spool_dir,
+        ignore=ignore,
+        process_metrics=process_metrics,
+        rules=rules,
+        stats_interval=stats_interval,
+        stats_attributes=stats_attributes,
+        retention=retention,
+        retention_interval=retention_interval,
     )
     state = RootState(
         level_filter=config.level,
@@ -72,9 +91,15 @@ def new(
     )
     build_pipeline(config, state)
     root = Experiment(state, key, None)
+    root.trace.set_ignore(config.ignore)
+    if config.process_metrics:
+        add_process_collectors(state.registry)
     state.index[root.path] = root
     root._refresh()
     root._announce()
     attach_root(config, state, root)
+    attach_rules(config, state, root)
+    start_retention(config, state)
     state.track_process(node_given=config.node is not None)
+    process.root_created(root)
     return root

@@ -26,6 +26,7 @@ from alamos.experiment.session import DebugSession
 from alamos.metrics.factory import NoopMetrics
 from alamos.report.pipeline.stats import CloseResult
 from alamos.trace.sampling import NEVER
+from alamos.trace.tracer import check_ignore
 
 __all__ = ["NOOP"]
 
@@ -57,11 +58,17 @@ class _NoopExperiment(Experiment):
     def attach(self, key: str, provider: Any, level: Any = "prod") -> None:
         return None
 
+    def add_exporter(self, exporter: Any) -> None:
+        return None  # NOOP records nothing: there is nothing to hand over
+
     def report(self) -> dict[str, Any]:
         return {"key": self.key, "path": self.path, "reports": {}, "metrics": {}, "children": {}}
 
     def report_entries(self) -> list[Any]:
         return []
+
+    def ignore(self, *types: type[BaseException]) -> None:
+        check_ignore(types)  # validated as on a real tree; NOOP spans record nothing
 
     def set_level(self, spec: object) -> None:
         return None

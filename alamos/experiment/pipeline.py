@@ -8,9 +8,10 @@ This is where the parts of :mod:`alamos.report` meet the tree.  It decides:
   records in memory (never more than 64 batches), past that batches go to
   the spool, so memory stays bounded by ``max_queue`` even with a stalled
   exporter;
-* the ``put`` the instruments are built with: the hand-off's own ``put``
-  when every exporter is a background one, else a function that also feeds
-  the synchronous exporters (the :class:`~alamos.testing.Recorder`) at once;
+* the ``put`` the instruments are built with (:mod:`~alamos.experiment.sinks`):
+  the hand-off's own ``put`` when every exporter is a background one, else a
+  function that also feeds the synchronous exporters (the
+  :class:`~alamos.testing.Recorder`) at once;
 * the pollers (metric and report snapshots) and the drop metric, once the
   root exists.
 """
@@ -20,16 +21,17 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from alamos.core.exporter import Exporter
-from alamos.core.handoff import Item, Put
 from alamos.experiment.config import Config
 from alamos.experiment.root import RootState
+from alamos.experiment.sinks import make_put
 from alamos.experiment.snapshots import MetricSnapshots, report_records
+from alamos.experiment.statistics import attach_statistics
 from alamos.report.pipeline.collector import Collector, Poller
 from alamos.report.pipeline.delivery import Delivery
-from alamos.report.pipeline.stats import drop_label
+from alamos.report.pipeline.stats import DROP_REASONS, drop_label
 
 if TYPE_CHECKING:
     from alamos.experiment.experiment import Experiment
@@ -56,7 +58,9 @@ def exporters_of(config: Config) -> list[Exporter]:
 def build_pipeline(config: Config, state: RootState) -> None:
     """Give ``state`` its collector (if it has background exporters) and its ``put``."""
     background = [e for e in state.exporters if not getattr(e, "synchronous", False)]
-    if background:
+    # Recording rules run on the worker: a tree with rules has one, even
+    # without a background exporter (alamos.experiment.rules).
+    if background or config.rules is not None:
         pending = max(1, min(64, -(-config.max_queue // config.batch_size)))
         on_drop = _on_drop(state)
         deliveries = [
@@ -78,7 +82,8 @@ def build_pipeline(config: Config, state: RootState) -> None:
             on_drop=on_drop,
         )
         state.collector.handoff.set_max_bytes(config.max_queue_bytes)
-    state.put = _make_put(state)
+        attach_statistics(config, state, state.collector)
+    state.put = make_put(state, state.sync_sinks)
 
 
 def attach_root(config: Config, state: RootState, root: Experiment) -> None:
@@ -102,6 +107,10 @@ def attach_root(config: Config, state: RootState, root: Experiment) -> None:
         "close_timeout, exporter_and_spool_failed, rejected (refused by the database)",
         labelnames=["reason"],
     )
+    # Every reason's series exists from the start, at 0: a query (or an
+    # alert) on it then finds 0 rather than nothing until the first drop.
+    for reason in DROP_REASONS:
+        state.drop_counter.labels(reason)
 
 
 def _on_drop(state: RootState) -> Callable[[int, str], None]:
@@ -117,26 +126,3 @@ def _on_drop(state: RootState) -> Callable[[int, str], None]:
             counter.labels(label).inc(count)
 
     return on_drop
-
-
-def _make_put(state: RootState) -> Put:
-    collector = state.collector
-    sinks = state.sync_sinks
-    if not sinks:
-        return collector.handoff.put if collector is not None else _discard
-    handoff_put = collector.handoff.put if collector is not None else None
-
-    def put(item: Item, extra: int = 0, /) -> None:
-        record = item.to_record(state.service, state.node)
-        level = record.export_level
-        for sink in sinks:
-            if level >= sink.min_level:
-                sink.export((record,))
-        if handoff_put is not None:
-            handoff_put(record, extra)
-
-    return put
-
-
-def _discard(item: Any, extra: int = 0, /) -> None:
-    return None

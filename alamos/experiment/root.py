@@ -32,6 +32,7 @@ from alamos.core.level import Level
 from alamos.core.records import Record
 from alamos.experiment.filter import Filter
 from alamos.experiment.session import DebugSession
+from alamos.experiment.sinks import discard, make_put
 from alamos.report.pipeline.collector import Collector
 from alamos.report.pipeline.stats import CloseResult
 from alamos.trace.sampling import Sampler
@@ -113,14 +114,21 @@ class RootState:
         self.index: dict[str, Experiment] = {}
         self.sessions: list[DebugSession] = []
         self.exporters = list(exporters)
-        self.sync_sinks = [e for e in self.exporters if getattr(e, "synchronous", False)]
+        #: The synchronous exporters: those given to ``alamos.new`` (closed
+        #: with the tree), then those added while it runs (:meth:`add_sink`,
+        #: not closed: they belong to whoever attached them).
+        self.sync_sinks: tuple[Exporter, ...] = tuple(
+            e for e in self.exporters if getattr(e, "synchronous", False)
+        )
+        self._own_sinks = self.sync_sinks
         self.collector: Collector | None = None
         self.open_spans = OpenSpans()
         self.closed = False
         #: Called once at close (e.g. removing a loguru capture sink).
         self.closers: list[Callable[[], None]] = []
-        #: Where instruments hand finished spans, log items and records.
-        self.put: Put = _discard
+        #: Where instruments hand finished spans, log items and records
+        #: (:func:`~alamos.experiment.sinks.make_put`).
+        self.put: Put = discard
         #: The last metric and report snapshots, taken at close.
         self.final_snapshot: Callable[[], list[Record]] = list
         #: ``alamos_dropped_records`` (a Counter), with background exporters.
@@ -165,6 +173,44 @@ class RootState:
             with contextlib.suppress(ValueError):
                 self.sessions.remove(session)
             self.refresh()
+
+    # -- synchronous exporters added while the tree runs ------------------------
+
+    def add_sink(self, sink: Exporter) -> None:
+        """Hand every record made from now on to ``sink`` as well, at once, in
+        the recording thread.  ``sink`` must be synchronous (an in-memory
+        exporter: a background one needs a delivery, which only ``alamos.new``
+        builds).  Every instrument of the tree gets the new ``put`` with its
+        scope (see :mod:`alamos.core.scope`)."""
+        if not getattr(sink, "synchronous", False):
+            raise ValueError(
+                f"{sink!r} is a background exporter: only a synchronous exporter (such as "
+                "alamos.testing.Recorder) can be added to a running tree; pass background "
+                "exporters to alamos.new(exporters=[...])"
+            )
+        with self.lock:
+            if any(s is sink for s in self.sync_sinks):
+                return
+            self._set_sinks((*self.sync_sinks, sink))
+
+    def remove_sink(self, sink: Exporter) -> bool:
+        """Stop handing records to ``sink`` (added by :meth:`add_sink`); False
+        if it was not added.  ``sink`` is not closed."""
+        with self.lock:
+            if not any(s is sink for s in self.added_sinks):
+                return False
+            self._set_sinks(tuple(s for s in self.sync_sinks if s is not sink))
+            return True
+
+    @property
+    def added_sinks(self) -> tuple[Exporter, ...]:
+        """The synchronous exporters added by :meth:`add_sink`."""
+        return self.sync_sinks[len(self._own_sinks) :]
+
+    def _set_sinks(self, sinks: tuple[Exporter, ...]) -> None:
+        self.sync_sinks = sinks
+        self.put = make_put(self, sinks)
+        self.refresh()
 
     def add_closer(self, closer: Callable[[], None]) -> bool:
         """Call ``closer`` when the tree closes; False (and not kept) if it is
@@ -265,7 +311,7 @@ class RootState:
         result = CloseResult()
         if collector is not None:
             result = collector.close(None if deadline is None else deadline - time.monotonic())
-        for exporter in self.sync_sinks:
+        for exporter in self._own_sinks:
             try:
                 exporter.close()
             except Exception:
@@ -306,10 +352,6 @@ class RootState:
         warnings.warn(message, ResourceWarning, stacklevel=4)
         if self.strict:
             raise UnendedSpansError(message, unended)
-
-
-def _discard(item: object, extra: int = 0, /) -> None:
-    return None
 
 
 def _close_at_exit(ref: weakref.ReferenceType[RootState]) -> None:

@@ -133,6 +133,8 @@ class Logger:
     def _update(self, scope: Scope) -> None:
         self._bench, self._debug, self._prod = scope.bench, scope.debug, scope.prod
         self._session_id = scope.session_id
+        if scope.put is not None:
+            self._put = scope.put
 
     def exception(self, message: Any, /, *args: Any, **kwargs: Any) -> None:
         """Log at ERROR with the exception being handled (its traceback is

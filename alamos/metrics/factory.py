@@ -123,10 +123,23 @@ class Metrics:
         labelnames: Sequence[str] = (),
         unit: str = "",
         cardinality_limit: int | None = None,
+        multiprocess_mode: str = "all",
     ) -> Gauge:
-        """A gauge; ``gauge.set(v)``.  ``cardinality_limit`` as for :meth:`counter`."""
+        """A gauge; ``gauge.set(v)``.  ``cardinality_limit`` as for :meth:`counter`.
+
+        ``multiprocess_mode``: how prometheus_client's multiprocess mode
+        (``PROMETHEUS_MULTIPROC_DIR``) combines the workers' values: ``"all"``
+        (one series per process, a ``pid`` label), ``"livesum"``, ``"sum"``,
+        ``"max"``, ``"min"``, ``"mostrecent"`` (and ``"live*"`` forms)."""
         return self._get(  # type: ignore[return-value]
-            "gauge", name, documentation, level, labelnames, cardinality_limit, unit=unit
+            "gauge",
+            name,
+            documentation,
+            level,
+            labelnames,
+            cardinality_limit,
+            unit=unit,
+            multiprocess_mode=multiprocess_mode,
         )
 
     def histogram(

@@ -8,6 +8,14 @@ Fixtures:
   not ended fails, with the list of those spans and where each was started;
 * ``alamos_experiment``: ``alamos_recorder.new("test")``.
 
+Applications that make their root at import time: with
+``--alamos-capture-all`` (ini: ``alamos_capture_all = true``) every test gets
+an ``alamos_recorder`` (set up before its other fixtures), attached to every
+open tree of the process, those made at import time included, and to every
+tree made during the test; it is detached after the test.  Each test sees
+only what was recorded while it ran.  Without the option, attach one tree
+with ``alamos_recorder.attach(root)``.
+
 Error logs: with the marker ``@pytest.mark.alamos_no_errors``, or for every
 test with ``--alamos-fail-on-error-logs`` (ini: ``alamos_fail_on_error_logs =
 true``), a test whose recorder holds a log at ERROR or above fails.
@@ -40,6 +48,7 @@ from typing import Any
 import attrs
 import pytest
 
+from alamos.core import process
 from alamos.core.context import CURRENT
 from alamos.core.errors import UnendedSpansError
 from alamos.core.records import LogRecord
@@ -51,6 +60,7 @@ from alamos.trace.span import Span
 __all__ = ["alamos_experiment", "alamos_recorder"]
 
 OPTION = "alamos_fail_on_error_logs"
+CAPTURE_ALL = "alamos_capture_all"
 NO_ERRORS = "alamos_no_errors"
 ALLOW_ERRORS = "alamos_allow_errors"
 
@@ -80,6 +90,34 @@ class _TestState:
 _STATE = pytest.StashKey[_TestState]()
 
 
+class _CaptureAll:
+    """The capture-all mode of one pytest session: the recorder of the test
+    running now, attached to every tree made while it runs."""
+
+    def __init__(self) -> None:
+        self.current: Recorder | None = None
+        self.unwatch = process.watch_roots(self._new_root)
+
+    def _new_root(self, root: Any) -> None:
+        recorder = self.current
+        if recorder is not None and isinstance(root, Experiment):
+            recorder.attach(root)
+
+    def start(self, recorder: Recorder) -> None:
+        self.current = recorder
+        for root in process.live_roots():
+            if isinstance(root, Experiment) and not root.closed:
+                recorder.attach(root)
+
+    def stop(self, recorder: Recorder) -> None:
+        if self.current is recorder:
+            self.current = None
+        recorder.detach_all()
+
+
+_CAPTURE = pytest.StashKey[_CaptureAll]()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("alamos", "alamos instrumentation")
     group.addoption(
@@ -96,6 +134,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="like --alamos-fail-on-error-logs, from the ini file",
     )
+    group.addoption(
+        "--alamos-capture-all",
+        action="store_true",
+        default=False,
+        dest=CAPTURE_ALL,
+        help="give every test an alamos_recorder attached to every alamos tree of the "
+        "process (trees made at import time included) while the test runs",
+    )
+    parser.addini(
+        CAPTURE_ALL,
+        type="bool",
+        default=False,
+        help="like --alamos-capture-all, from the ini file",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,6 +159,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{ALLOW_ERRORS}: exempt the test from --alamos-fail-on-error-logs",
     )
+    if config.getoption(CAPTURE_ALL, False) or config.getini(CAPTURE_ALL):
+        config.stash[_CAPTURE] = _CaptureAll()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    capture = config.stash.get(_CAPTURE, None)
+    if capture is not None:
+        capture.unwatch()
+        del config.stash[_CAPTURE]
 
 
 def _error_check(item: pytest.Item) -> str | None:
@@ -185,8 +246,13 @@ def alamos_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     state = _TestState(recorder)
     stash = request.node.stash
     stash[_STATE] = state
+    capture = request.config.stash.get(_CAPTURE, None)
+    if capture is not None:
+        capture.start(recorder)
     try:
         yield recorder
+        if capture is not None:
+            capture.stop(recorder)
         spans = state.new_unended()
         why = _error_check(request.node)
         logs = state.new_errors() if why is not None else []
@@ -200,11 +266,20 @@ def alamos_recorder(request: pytest.FixtureRequest) -> Iterator[Recorder]:
             warnings.simplefilter("ignore", ResourceWarning)
             recorder.close()
     finally:
+        if capture is not None:
+            capture.stop(recorder)
         # pytest keeps every item (and its stash) until the session ends:
         # do not keep every test's records alive with it.
         del stash[_STATE]
     if spans or logs:
         pytest.fail(_report(spans, logs, why, "during the test's setup or teardown"), pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def _alamos_capture_all(request: pytest.FixtureRequest) -> None:
+    """With --alamos-capture-all, every test gets its recorder first thing."""
+    if _CAPTURE in request.config.stash:
+        request.getfixturevalue("alamos_recorder")
 
 
 @pytest.fixture

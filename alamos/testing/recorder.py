@@ -7,8 +7,10 @@ its ``with`` block, with no worker to wait for and nothing to flush.
 It is also the owner of the trees it makes (:meth:`Recorder.new`): it can
 list the spans they started and never ended (:meth:`Recorder.unended`), read
 their live metrics (:meth:`Recorder.metric`) and close them
-(:meth:`Recorder.close`).  There is no global state: two recorders, or two
-tests, never see each other's records.
+(:meth:`Recorder.close`).  It can also be attached to a tree made elsewhere,
+at import time for instance (:meth:`Recorder.attach`, see
+:mod:`alamos.testing.attach`).  There is no global state: two recorders, or
+two tests, never see each other's records.
 """
 
 from __future__ import annotations
@@ -28,12 +30,21 @@ from alamos.core.records import (
     SpanRecord,
 )
 from alamos.experiment.experiment import Experiment
+from alamos.testing.attach import Attachment, RecorderSink
 from alamos.testing.match import (
     attributes_match,
     describe_log,
     describe_span,
     path_matcher,
     text_matches,
+)
+from alamos.testing.metric_lookup import (
+    MetricSource,
+    check_labels,
+    combine,
+    find_metric,
+    live_value,
+    unknown_metric,
 )
 from alamos.testing.normalize import Times, as_dicts
 from alamos.testing.outline import canonical_outline, outline, outline_diff
@@ -96,26 +107,6 @@ def _no_match(what: str, filters: Mapping[str, Any], found: int, have: list[str]
     return f"{head} Recorded {what}s ({len(have)}):\n  {shown}"
 
 
-class _TreeSink:
-    """What :meth:`Recorder.new` wires into a tree instead of the recorder.
-
-    A tree calls ``close()`` on its exporters when it closes; if that were
-    :meth:`Recorder.close`, closing one tree would close every other tree of
-    the recorder.  So each tree gets this thin forwarder, whose ``close`` does
-    nothing.
-    """
-
-    synchronous = True
-
-    def __init__(self, recorder: Recorder) -> None:
-        self.min_level = recorder.min_level
-        self.name = recorder.name
-        self.export = recorder.export
-
-    def close(self) -> None:
-        return None
-
-
 class Recorder:
     """Keeps every record in memory, in order, thread-safe."""
 
@@ -127,6 +118,7 @@ class Recorder:
         self._lock = threading.Lock()
         self._records: list[Record] = []
         self._trees: list[Experiment] = []
+        self._attachments: list[Attachment] = []
         self.closed = False
 
     # -- the exporter side --------------------------------------------------------
@@ -136,11 +128,12 @@ class Recorder:
             self._records.extend(records)
 
     def close(self) -> None:
-        """Close every tree this recorder made (idempotent).  Records stay
-        readable, and the final metric and report records of each tree are
-        recorded on the way.  If a tree raises on close (``strict=True`` with
-        unended spans), the others are still closed, then the first error is
-        raised."""
+        """Close every tree this recorder made, and detach it from the trees
+        it is attached to (which stay open: they are not its own).
+        Idempotent.  Records stay readable, and the final metric and report
+        records of each tree are recorded on the way.  If a tree raises on
+        close (``strict=True`` with unended spans), the others are still
+        closed, then the first error is raised."""
         self.closed = True
         first: BaseException | None = None
         for root in self.trees:
@@ -148,8 +141,41 @@ class Recorder:
                 root.close()
             except Exception as exc:
                 first = first or exc
+        self.detach_all()
         if first is not None:
             raise first
+
+    # -- trees made elsewhere -------------------------------------------------------
+
+    def attach(self, root: Experiment) -> Attachment:
+        """Record everything the tree of ``root`` (any experiment of it) makes
+        from now on, until the returned :class:`~alamos.testing.attach.Attachment`
+        is detached: use it as a context manager (``with rec.attach(app_root):``),
+        or call ``detach()``; :meth:`close` detaches everything.
+
+        For a tree made elsewhere (at import time, by the application): it
+        keeps its own exporters and stays open after the detach.  Counters and
+        histograms of the tree are read by :meth:`metric` relative to the
+        attach.  Attaching to a tree this recorder already hears (its own, or
+        attached already) changes nothing."""
+        attachment = Attachment(self, root)
+        if attachment.attached:
+            with self._lock:
+                self._attachments.append(attachment)
+        return attachment
+
+    def detach_all(self) -> None:
+        """Detach from every tree attached with :meth:`attach`."""
+        with self._lock:
+            attachments = list(self._attachments)
+        for attachment in attachments:
+            attachment.detach()
+
+    @property
+    def attached(self) -> list[Experiment]:
+        """The roots this recorder is attached to now, in attach order."""
+        with self._lock:
+            return [a.root for a in self._attachments if a.attached]
 
     # -- making trees ---------------------------------------------------------------
 
@@ -165,7 +191,7 @@ class Recorder:
         """
         from alamos.experiment.lifecycle import new
 
-        exporters = [_TreeSink(self), *kw.pop("exporters", ())]
+        exporters = [RecorderSink(self), *kw.pop("exporters", ())]
         kw.setdefault("console", False)
         root = new(key, level=level, exporters=exporters, debug=debug, **kw)
         with self._lock:
@@ -293,29 +319,65 @@ class Recorder:
 
     def metric(self, path: str, name: str, /, **labels: Any) -> float | None:
         """The current value of metric ``name`` of experiment ``path`` for
-        ``labels`` (a histogram gives its sum), or ``None``.
+        ``labels`` (a histogram gives its sum), or ``None`` if that series has
+        no sample.  An unknown metric, or labels other than the metric's label
+        names, fail with an AssertionError that lists what exists (a typo must
+        not read as ``None``).
 
         The live metric is read first, in the open trees this recorder made
         (the first, in creation order, that has it enabled with a sample for
-        these labels): a test sees an increment at once, with no export to
-        wait for.  A filtered-out metric has recorded nothing, so it is
-        skipped.  Otherwise the latest recorded :class:`MetricRecord` with
-        exactly these labels answers: that covers closed trees (a tree
-        records its final metric values when it closes) and trees made
-        elsewhere.  ``None`` means no such metric, or no sample for the labels.
+        these labels), then in the trees it is (or was) attached to: a test
+        sees an increment at once, with no export to wait for.  A counter or
+        histogram of an attached tree counts what it counted while attached
+        (from the attach to the detach, or now), summed over the attachments
+        that have it (two live trees may share a path); a gauge is the first
+        one's value, an attachment in force first, then the latest detached
+        (see :mod:`alamos.testing.attach`).  A filtered-out metric has recorded
+        nothing, so it is skipped.  Otherwise the latest recorded
+        :class:`MetricRecord` with exactly these labels answers: that covers
+        closed trees (a tree records its final metric values when it closes)
+        and trees made elsewhere.
         """
-        for root in self.trees:
-            exp = root.find(path)
-            metric = None if exp is None else exp.metrics.get(name)
-            if metric is not None and metric.enabled:
-                value = metric.value(**labels)
-                if value is not None:
+        __tracebackhide__ = True
+        sources = self._metric_sources()
+        known = False
+        attached: list[tuple[str, float]] = []
+        for source in sources:
+            metric = find_metric(source.root, path, name)
+            if metric is None:
+                continue
+            known = True
+            check_labels(metric, path, labels)
+            value = live_value(metric, source, path, labels)
+            if value is not None:
+                if not source.attached:
                     return value
+                attached.append((metric.kind, value))
+        if attached:
+            return combine(attached)
         want = {k: str(v) for k, v in labels.items()}
-        for record in reversed(self._of(MetricRecord)):
-            if record.path == path and record.name == name and dict(record.labels) == want:
-                return record.value
+        records = self._of(MetricRecord)
+        for record in reversed(records):
+            if record.path == path and record.name == name:
+                known = True
+                if dict(record.labels) == want:
+                    return record.value
+        if not known:
+            raise AssertionError(unknown_metric(path, name, sources, records))
         return None
+
+    def _metric_sources(self) -> list[MetricSource]:
+        with self._lock:
+            own = [MetricSource(root) for root in self._trees]
+            # Attached now, then detached from, the latest first (a gauge is
+            # read from the first source that has it).
+            live = [a for a in self._attachments if a.attached]
+            done = [a for a in reversed(self._attachments) if not a.attached]
+        attached = [MetricSource(a.root, a.baseline, attached=True) for a in live]
+        detached = [
+            MetricSource(a.root, attached=True, final=a.final) for a in done if a.final is not None
+        ]
+        return [*own, *attached, *detached]
 
     @property
     def metrics(self) -> list[MetricRecord]:

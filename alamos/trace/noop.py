@@ -96,6 +96,9 @@ class NoopSpan:
     def error(self, exc: E) -> E:
         return exc
 
+    def expected(self, exc: E) -> E:
+        return exc
+
     def to_record(self, service: str, node: str) -> NoReturn:
         """A NoopSpan records nothing, so it has no record (it is never queued)."""
         raise TypeError("a filtered-out span (NoopSpan) records nothing: it has no record")

@@ -47,7 +47,7 @@ from alamos.core.attributes import (
     sized_attributes,
     text_size,
 )
-from alamos.core.context import CURRENT, SpanContext
+from alamos.core.context import CURRENT, EXPECTED, SpanContext
 from alamos.core.ids import hex_id
 from alamos.core.level import Level
 from alamos.core.records import EventRecord, SpanRecord, new_span_record
@@ -115,6 +115,8 @@ class Span:
     location: str | None = None
     dropped_attributes = 0
     _error_id = 0
+    #: Exception types expected of this span (``ignore=`` of the factory).
+    _ignore: tuple[type[BaseException], ...] = ()
 
     def __init__(
         self, tracer: Tracer, level: Level, name: str, parent: SpanContext | Span | None = None
@@ -264,7 +266,10 @@ class Span:
     def __exit__(self, et: object, exc: BaseException | None, tb: object) -> None:
         # An error already recorded (`raise span.error(e)`) is not recorded twice.
         if exc is not None and isinstance(exc, Exception) and id(exc) != self._error_id:
-            self.error(exc)
+            if self._is_expected(exc):
+                self.expected(exc)
+            else:
+                self.error(exc)
         # end(), inlined: this is the hot path.
         if self.end_ns is None:
             self.end_ns = time_ns()
@@ -371,6 +376,42 @@ class Span:
             stacktrace="".join(traceback.format_exception(exc)),
         )
         return exc
+
+    def expected(self, exc: E) -> E:
+        """Record ``exc`` as an *expected* exception: an ``exception`` event
+        (``type``, ``message``, ``expected=True``, no stack trace), the status
+        unchanged.  What a span does with an exception it was told to ignore
+        (``ignore=`` of the factory, ``exp.ignore(...)``, ``alamos.new(...,
+        ignore=...)``, or a request's 4xx ``HTTPException`` under
+        :class:`alamos.asgi.AlamosMiddleware`).  Returns ``exc``."""
+        if self.end_ns is not None:
+            return exc
+        self._error_id = id(exc)
+        self.event(
+            "exception",
+            type=type(exc).__qualname__,
+            message=safe_str(exc, f"<unprintable {type(exc).__name__}>"),
+            expected=True,
+        )
+        return exc
+
+    def _is_expected(self, exc: BaseException) -> bool:
+        """Whether ``exc`` leaving the span is expected: one of the span's or
+        its experiment's ignored types, or expected in this context
+        (:data:`alamos.core.context.EXPECTED`).  Only on the exception path."""
+        ignore = self._ignore
+        if ignore and isinstance(exc, ignore):
+            return True
+        ignore = self._tracer.ignore
+        if ignore and isinstance(exc, ignore):
+            return True
+        predicate = EXPECTED.get()
+        if predicate is None:
+            return False
+        try:
+            return bool(predicate(exc))
+        except Exception:  # a broken predicate: the exception is an error, as without one
+            return False
 
     def set_status(self, status: str, description: str | None = None) -> Span:
         """Set the status to "unset", "ok" or "error" (ignored once ended)."""

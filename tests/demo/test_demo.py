@@ -85,7 +85,7 @@ def test_budget_summary_of_an_empty_database_says_so(tmp_path: Path) -> None:
     from rich.console import Console
 
     from alamos.cli.demo import _print_budgets
-    from alamos.report.sql.schema import ensure_schema
+    from alamos.report.sql.migrate import ensure_schema
 
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     engine = sa.create_engine(normalize_url(url))
@@ -94,13 +94,17 @@ def test_budget_summary_of_an_empty_database_says_so(tmp_path: Path) -> None:
     assert [r.frame.frames for r in frame_budgets(url, 0)] == [0, 0]
     console = Console(width=120, record=True)
     _print_budgets(console, url, 0)
-    assert "Frame budgets: no 'GET /kv' or 'PUT /kv' frames recorded" in console.export_text()
+    assert (
+        "Frame budgets: no 'GET /kv/{key}' or 'PUT /kv/{key}' frames recorded"
+        in console.export_text()
+    )
 
 
 def test_summary_percentiles_and_errors_come_from_sql(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     engine = sa.create_engine(normalize_url(url))
-    from alamos.report.sql.schema import ensure_schema, spans
+    from alamos.report.sql.migrate import ensure_schema
+    from alamos.report.sql.schema import spans
 
     ensure_schema(engine)
     rows = [
@@ -176,4 +180,21 @@ def test_bad_db_or_level_is_a_usage_error_not_a_traceback(
     result = _run_demo(tmp_path, *args)
     assert result.returncode == 2
     assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_without_the_demo_extra_it_says_which_extra_to_install(tmp_path: Path) -> None:
+    # A Python where uvicorn cannot be imported, as without `alamos[demo]`.
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['uvicorn'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    result = subprocess.run(
+        [sys.executable, "-m", "alamos.cli", "demo", "--seconds", "1"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "pip install 'alamos[demo]'" in result.stderr
     assert "Traceback" not in result.stderr

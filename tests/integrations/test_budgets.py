@@ -30,7 +30,7 @@ from alamos.report.query import (
     frames_of,
     merge_offenders,
 )
-from alamos.report.query.budgets import _glob_match
+from alamos.report.query.budget_sql import glob_match as _glob_match
 from alamos.report.sql import SQLExporter
 
 SECOND = 1_000_000_000

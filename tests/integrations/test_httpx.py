@@ -67,8 +67,8 @@ def check_hop(rec: Recorder, outer: Any, port: int, path: str = "/echo") -> None
     assert client.parent_id == outer.span_id
     assert server.parent_id == client.span_id
     assert client.trace_id == server.trace_id == outer.trace_id
-    assert client.attributes["http.method"] == "GET"
-    assert client.attributes["http.url"] == f"http://127.0.0.1:{port}{path}"
+    assert client.attributes["http.request.method"] == "GET"
+    assert client.attributes["url.full"] == f"http://127.0.0.1:{port}{path}"
     assert client.attributes["server.address"] == "127.0.0.1"
     assert client.attributes["server.port"] == port
 
@@ -86,7 +86,7 @@ def test_sync_client_parent_child_across_the_hop(rec: Recorder, server: str) -> 
     span = rec.span(path="client.out")
     assert sent["traceparent"] == f"00-{span.trace_id}-{span.span_id}-01"
     assert "tracestate" not in sent
-    assert span.attributes["http.status_code"] == 200 and span.status == "unset"
+    assert span.attributes["http.response.status_code"] == 200 and span.status == "unset"
     assert "secret" not in repr(span.attributes)  # the query string is not recorded
 
 
@@ -144,8 +144,12 @@ def test_status_code_recorded(rec: Recorder, server: str, code: int, status: str
     with instrument_client(httpx.Client(timeout=10), root.sub("out")) as client:
         assert client.get(f"{server}/status/{code}").status_code == code
     span = rec.span(path="client.out")
-    assert span.attributes["http.status_code"] == code
+    assert span.attributes["http.response.status_code"] == code
     assert span.status == status
+    if code >= 500:
+        assert span.attributes["error.type"] == str(code)
+    else:
+        assert "error.type" not in span.attributes
     wait_span(rec, path="server.http")  # the server's span ends just after its response
 
 
@@ -160,7 +164,8 @@ def test_connection_refused_is_an_error(rec: Recorder) -> None:
     span = rec.span(path="client.out")
     assert span.status == "error" and span.error_text is not None
     assert span.error_text.startswith("ConnectError")
-    assert "http.status_code" not in span.attributes
+    assert "http.response.status_code" not in span.attributes
+    assert span.attributes["error.type"] == "ConnectError"
     assert rec.unended() == []
 
 
@@ -184,7 +189,7 @@ def test_streaming_span_ends_at_close(rec: Recorder, server: str) -> None:
             body = b"".join(r.iter_bytes())
             assert body == b"chunk0;chunk1;chunk2;"
         span = rec.span(path="client.out")
-    assert span.attributes["http.status_code"] == 200
+    assert span.attributes["http.response.status_code"] == 200
     wait_span(rec, path="server.http")  # the server's span ends after its last byte
     assert rec.unended() == []
 

@@ -152,7 +152,7 @@ def test_three_processes_one_trace(pg_url: str, tmp_path: Path, services: list[S
     assert {s.trace_id for s in spans} == {trace_id}
     assert {s.service for s in spans} == {"a", "b", "c"}
     assert len({s.node for s in spans}) == 3  # three processes (host:pid)
-    assert [s.attributes["http.target"] for s in chain if s.path.endswith(".http")] == [
+    assert [s.attributes["url.path"] for s in chain if s.path.endswith(".http")] == [
         "/chain/0",
         "/chain/1",
         "/chain/2",

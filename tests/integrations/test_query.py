@@ -139,18 +139,24 @@ def test_clock_skew_cli_output_is_in_tree_order(sqlite_url: str) -> None:
     lines = result.output.splitlines()
     assert lines[0].startswith(f"trace {T1}  spans=5  logs=3  services=api,cesium,storage")
     body = [line.split("  [")[0] for line in lines[1:-1]]
+    # Each span's attributes (@ lines, since issue 14) under it, then its logs.
     assert body == [
         "GET /write",
+        "  @ k=1",
         "  | INFO      +0.050 ms  accepted",
         "  index",
+        "    @ k=1",
         "    seek",
+        "      @ k=1",
         "  write",
+        "    @ k=1",
         "    fsync",
+        "      @ k=1",
         "      | INFO      +0.050 ms  synced",
         "logs of no span in this trace:",
     ]
     assert re.fullmatch(r"  \| INFO      \d{4}-\d\d-\d\dT[0-9:.]+Z  no span", lines[-1])
-    assert "[storage@storage-node]" in lines[6]
+    assert "[storage@storage-node]" in lines[10]
 
 
 def test_orphans_and_cycles_are_shown_once(sqlite_url: str) -> None:

@@ -289,8 +289,32 @@ def test_serve_errors(root: Experiment) -> None:
     for bad in (-1, 70000, "9100", True):
         with pytest.raises(ValueError, match=r"invalid port .*: use an int in \[0, 65535\]"):
             alamos.metrics.serve(root, port=bad)  # type: ignore[arg-type]
-    with alamos.metrics.serve(root, port=0) as first, pytest.raises(OSError):
-        alamos.metrics.serve(root, port=first.port)
+    with pytest.raises(ValueError, match="invalid if_taken 'ignore': use 'warn' or 'raise'"):
+        alamos.metrics.serve(root, port=0, if_taken="ignore")  # type: ignore[arg-type]
+    with alamos.metrics.serve(root, port=0) as first, pytest.raises(OSError) as info:
+        alamos.metrics.serve(root, port=first.port, if_taken="raise")
+    assert isinstance(info.value, alamos.MetricsPortInUse)
+    assert "asgi_app(root)" in str(info.value) and "PROMETHEUS_MULTIPROC_DIR" in str(info.value)
+
+
+def test_serve_on_a_taken_port_warns_and_does_not_break_the_worker(
+    root: Experiment, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14, problem 2: the second worker of `uvicorn --workers 2` calling
+    serve() on the same port raised OSError, and uvicorn stopped the server."""
+    root.metrics.counter("up").inc()
+    with alamos.metrics.serve(root, port=0) as first:
+        with caplog.at_level("WARNING", logger="alamos"):
+            second = alamos.metrics.serve(root, port=first.port)
+        assert not second.serving and second.server is None and second.thread is None
+        assert second.port == first.port
+        second.close()  # nothing to close
+        (message,) = [r.getMessage() for r in caplog.records]
+        assert f"metrics port 127.0.0.1:{first.port} is taken" in message
+        assert "mount alamos.metrics.asgi_app(root)" in message
+        assert "PROMETHEUS_MULTIPROC_DIR" in message
+        assert repr(second) == f"<MetricsServer not serving (port {first.port} taken)>"
+        assert "server_up_total 1.0" in get(first.url)  # the first one still serves
 
 
 def test_metrics_are_no_ops_after_close(rec: Recorder) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import alamos
 from alamos import Level
 from alamos.core.records import Record, SpanRecord
+from alamos.report.pipeline.stats import DROP_REASONS
 
 from .pipeline_support import HANG, new_root, wait_until
 
@@ -108,7 +109,9 @@ def test_a_burst_against_a_stalled_exporter(tmp_path: Path) -> None:
     # Durable (spooled) although the exporter is still stalled.
     assert root.flush(HANG)
     drops = dropped(root)
-    assert set(drops) <= {"queue_full"}
+    # Every reason has its series from the start (at 0); only the queue dropped.
+    assert set(drops) == set(DROP_REASONS)
+    assert {reason for reason, n in drops.items() if n} <= {"queue_full"}
     lost = int(drops.get("queue_full", 0))
     stats = root.stats()
     assert stats.dropped == lost

@@ -27,11 +27,12 @@ from alamos.core.records import (
     Record,
     ReportRecord,
     SpanRecord,
+    SpanStatsRecord,
 )
-from alamos.report.sql import SQLExporter, normalize_url, schema
+from alamos.report.sql import SQLExporter, migrate, normalize_url, schema
 from alamos.report.sql.coerce import dumps_json
+from alamos.report.sql.migrate import SCHEMA_VERSION, ensure_schema
 from alamos.report.sql.rows import rows_for
-from alamos.report.sql.schema import SCHEMA_VERSION, ensure_schema
 
 T0 = 1_700_000_000_000_000_000
 INJECTION = "'; DROP TABLE alamos_spans; --"
@@ -110,6 +111,13 @@ def report(i: int = 0, **kw: Any) -> ReportRecord:
     }
     fields.update(kw)
     return ReportRecord(**fields)
+
+
+def span_stats(i: int = 0) -> SpanStatsRecord:
+    return SpanStatsRecord(
+        f"{i:032x}", T0, 60 * 10**9, "root/db", "write", "ok", Level.PROD,
+        2, 0, 30, 15.0, 50.0, 10, 20, "AAA=", {"bytes": {"count": 1}}, "svc", "node-1",
+    )  # fmt: skip
 
 
 def experiment(path: str = "root/db", **kw: Any) -> ExperimentRecord:
@@ -331,7 +339,7 @@ def test_migrations_hook(sqlite_url: str, monkeypatch: Any) -> None:
     # The version after this alamos' own (the schema was at 1 when this test
     # was written with 2 here).
     nxt = SCHEMA_VERSION + 1
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", nxt)
+    monkeypatch.setattr(migrate, "SCHEMA_VERSION", nxt)
     with pytest.raises(SchemaVersionError, match="no migration"):
         ensure_schema(engine)
     calls: list[int] = []
@@ -340,7 +348,7 @@ def test_migrations_hook(sqlite_url: str, monkeypatch: Any) -> None:
         calls.append(1)
         conn.execute(text("ALTER TABLE alamos_spans ADD COLUMN extra TEXT"))
 
-    monkeypatch.setitem(schema.MIGRATIONS, nxt, to_v2)
+    monkeypatch.setitem(migrate.MIGRATIONS, nxt, to_v2)
     assert ensure_schema(engine) == nxt
     assert ensure_schema(engine) == nxt
     assert calls == [1]
@@ -481,10 +489,18 @@ def all_counts(engine: Engine) -> dict[str, int]:
 
 
 def test_replayed_batches_are_stored_once(exporter: SQLExporter) -> None:
-    batch: list[Record] = [span(1), span(2), log(1), metric(1), report(1), experiment()]
+    batch: list[Record] = [
+        span(1),
+        span(2),
+        log(1),
+        metric(1),
+        report(1),
+        experiment(),
+        span_stats(1),
+    ]
     exporter.export(batch)
     exporter.export(batch)  # a replay of the whole batch
-    exporter.export([span(2), span(3), log(1), log(2)])  # partly seen before
+    exporter.export([span(2), span(3), log(1), log(2), span_stats(1), span_stats(2)])
     exporter.export([span(4), span(4), log(3), log(3)])  # duplicates inside one batch
     assert all_counts(exporter.engine) == {
         "alamos_experiments": 1,
@@ -492,6 +508,7 @@ def test_replayed_batches_are_stored_once(exporter: SQLExporter) -> None:
         "alamos_logs": 3,
         "alamos_metrics": 1,
         "alamos_reports": 1,
+        "alamos_span_stats": 2,
     }
 
 
@@ -705,6 +722,7 @@ def test_hostile_values_are_stored_safely(exporter: SQLExporter) -> None:
         "alamos_logs": 3,
         "alamos_metrics": 4,
         "alamos_reports": 1,
+        "alamos_span_stats": 0,
     }
     if pg:  # JSONB can be queried
         assert rows(

@@ -42,8 +42,8 @@ from alamos.core.errors import RecordsRejected, SchemaVersionError
 from alamos.core.records import Record
 from alamos.report.query import load_trace, recent_traces
 from alamos.report.sql import SQLExporter, schema
+from alamos.report.sql.migrate import SCHEMA_VERSION, V3_INDEXES, V3_TABLES
 from alamos.report.sql.rows import rows_for
-from alamos.report.sql.schema import SCHEMA_VERSION
 
 from .test_sql import count, experiment, log, metric, read_engine, rows, span
 
@@ -345,9 +345,12 @@ def _create_v1(url: str) -> None:
     """A database as alamos 0.1 (schema version 1) left it: alamos_spans
     keyed by span_id alone."""
     md = MetaData()
+    later = {index for _, index in V3_INDEXES}
     for table in schema.TABLES.values():
-        if table is not schema.spans:
-            table.to_metadata(md)
+        # Version 3's record tables (alamos_span_stats) did not exist yet.
+        if table is not schema.spans and table.name not in V3_TABLES:
+            copy = table.to_metadata(md)
+            copy.indexes -= {ix for ix in copy.indexes if ix.name in later}
     schema.schema_version.to_metadata(md)
     Table(
         "alamos_spans",
@@ -356,7 +359,11 @@ def _create_v1(url: str) -> None:
             Column(c.name, c.type, nullable=c.nullable, primary_key=c.name == "span_id")
             for c in schema.spans.columns
         ],
-        *[Index(ix.name, *[c.name for c in ix.columns]) for ix in schema.spans.indexes],
+        *[
+            Index(ix.name, *[c.name for c in ix.columns])
+            for ix in schema.spans.indexes
+            if ix.name not in later
+        ],
     )
     engine = read_engine(url)
     md.create_all(engine)
@@ -401,7 +408,11 @@ def test_a_version_1_database_is_migrated_with_its_data(db_url: str) -> None:
     assert rows(engine, "SELECT version FROM alamos_schema_version") == [
         {"version": SCHEMA_VERSION}
     ]
-    assert SCHEMA_VERSION == 2
+    assert SCHEMA_VERSION == 3
+    # Version 3's tables and indexes, added in place.
+    assert set(V3_TABLES) <= set(insp.get_table_names())
+    for table, index in V3_INDEXES:
+        assert index in {ix["name"] for ix in insp.get_indexes(table)}
     # Every old row, the user's column included, and the new span of the same id.
     assert [r for r in after if r["trace_id"] != T_B] == before
     assert sum(r["extra"] == "kept" for r in after) == 16
@@ -452,4 +463,44 @@ def test_concurrent_exporters_migrate_a_version_1_database_once(db_url: str) -> 
     new = {(f"{k * 1000 + b:016x}", f"{k * 1000 + b:032x}") for k in range(4) for b in range(5)}
     same = {(f"{0:016x}", f"{k + 1:032x}") for k in range(4)}
     assert count(engine, "alamos_spans") == len(old_ids | new | same)
+    engine.dispose()
+
+
+def test_a_version_1_database_upgrades_and_stores_statistics_and_spikes(db_url: str) -> None:
+    """The v3 tables of issue 11 arrive by migration on a v1 database that
+    holds data: statistics rows go in (once, replayed), spikes are flagged."""
+    from alamos.core.level import Level
+    from alamos.core.records import SpanStatsRecord
+    from alamos.report.query import spike_traces, store_spikes
+    from alamos.stats import merge, read_stats
+    from alamos.stats.sketch import empty, encode
+
+    _create_v1(db_url)
+    frames = [span(i, name="tick") for i in range(40)]  # every frame lasts the same
+    _insert(db_url, frames)
+    engine = read_engine(db_url)
+    assert "alamos_span_stats" not in inspect(engine).get_table_names()
+    sketch = encode(empty())
+
+    def stats_row(i: int) -> SpanStatsRecord:
+        window = 60 * 10**9
+        return SpanStatsRecord(
+            f"{i:032x}", window * i, window, "root/db", "tick", "ok", Level.PROD,
+            2, 0, 30, 15.0, 50.0, 10, 20, sketch, {}, "svc", "node-1",
+        )  # fmt: skip
+
+    stats = [stats_row(i) for i in range(3)]
+    exp = SQLExporter(db_url)
+    exp.export(stats)
+    exp.export(stats)  # a replay
+    exp.close()
+    stored = read_stats(db_url)
+    assert stored == stats
+    assert (merge(stored).count, merge(stored).m2) == (6, 150.0 + 0.0)
+    assert store_spikes(db_url, "tick") == 0  # no frame is slower than the others
+    assert spike_traces(db_url) == []
+    assert rows(engine, "SELECT version FROM alamos_schema_version") == [
+        {"version": SCHEMA_VERSION}
+    ]
+    assert count(engine, "alamos_spans") == 40
     engine.dispose()

@@ -272,6 +272,8 @@ def test_markers_and_option_are_registered(pytester: pytest.Pytester) -> None:
 def test_tests_see_nothing_of_each_other(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
+        import pytest
+
         seen = {}
 
         def test_first(alamos_recorder, alamos_experiment):
@@ -286,7 +288,8 @@ def test_tests_see_nothing_of_each_other(pytester: pytest.Pytester) -> None:
             assert alamos_experiment is not seen["tree"]
             assert seen["tree"].closed
             assert alamos_recorder.spans() == [] and alamos_recorder.logs() == []
-            assert alamos_recorder.metric("test", "runs") is None  # no such metric here
+            with pytest.raises(AssertionError, match="no metric 'runs' of 'test'"):
+                alamos_recorder.metric("test", "runs")  # no such metric here
             alamos_experiment.metrics.counter("runs").inc()
             assert alamos_recorder.metric("test", "runs") == 1
             # the previous test's tree is closed: it records nothing, anywhere

@@ -214,8 +214,10 @@ def test_metric_reads_the_live_value(alamos_recorder: Recorder) -> None:
     assert alamos_recorder.metric("server.cesium", "writes", kind="b") == 1
     assert alamos_recorder.metric("server.cesium", "cache_bytes") == 3
     assert alamos_recorder.metric("server.cesium", "write_seconds") == 0.75  # the sum
-    assert alamos_recorder.metric("server.cesium", "nope") is None
-    assert alamos_recorder.metric("server.nowhere", "writes", kind="a") is None
+    with pytest.raises(AssertionError, match=r"no metric 'nope' of 'server\.cesium'"):
+        alamos_recorder.metric("server.cesium", "nope")
+    with pytest.raises(AssertionError, match=r"no metric 'writes' of 'server\.nowhere'"):
+        alamos_recorder.metric("server.nowhere", "writes", kind="a")
     assert alamos_recorder.metrics == []  # nothing exported yet: the value was live
 
 
@@ -287,7 +289,9 @@ def test_trees_are_isolated() -> None:
     assert [s.name for s in a.spans()] == ["x"]
     assert [s.name for s in b.spans()] == ["y"]
     ta.sub("c").metrics.counter("n").inc()
-    assert a.metric("same.c", "n") == 1 and b.metric("same.c", "n") is None
+    assert a.metric("same.c", "n") == 1
+    with pytest.raises(AssertionError, match=r"no metric 'n' of 'same\.c'"):
+        b.metric("same.c", "n")
     a.close()
     b.close()
 

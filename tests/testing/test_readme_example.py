@@ -82,7 +82,36 @@ async def test_store_async(alamos_recorder: Recorder) -> None:
     )
 
 
+# shop.py, the application: its tree is made when the module is imported
+shop = alamos.new("shop", console=False)
+queries = shop.sub("repo").metrics.counter("queries", "Queries run")
+
+
+def handle(path: str) -> None:
+    with shop.trace.prod(f"GET {path}"), shop.sub("repo").trace.prod("select"):
+        queries.inc()
+
+
+# test_shop.py
+def test_orders(alamos_recorder: Recorder) -> None:
+    with alamos_recorder.attach(shop):  # any experiment of the tree
+        handle("/orders")
+    alamos_recorder.assert_tree(
+        """
+        shop.GET /orders
+          shop.repo.select
+        """
+    )
+    assert alamos_recorder.metric("shop.repo", "queries") == 1  # counted since the attach
+
+
 # --- the README example ends here -----------------------------------------------
+
+
+def test_orders_again_counts_from_its_own_attach(alamos_recorder: Recorder) -> None:
+    handle("/warm-up")  # before the attach: not seen
+    test_orders(alamos_recorder)
+    assert queries.value() >= 2  # the module-level counter itself keeps counting
 
 
 def test_store_without_instrumentation() -> None:

@@ -112,6 +112,7 @@ _RULES: dict[str, tuple[str, str]] = {
     "str": ("{}", "{}"),
     "str | None": ("{}", "{}"),
     "int": ("{}", "{}"),
+    "float": ("{}", "{}"),
     "float | None": ("{}", "{}"),
     "Level": ("{}.name", "_LEVELS[{}]"),
     "Mapping[str, str]": ("_dict({})", "{}"),

@@ -49,7 +49,7 @@ from alamos.core.records import Record
 from alamos.report.pipeline.delivery import Delivery
 from alamos.report.pipeline.stats import CloseResult, pipeline_stats
 
-__all__ = ["Collector", "Poller"]
+__all__ = ["Collector", "Observer", "Poller"]
 
 log = logging.getLogger("alamos.report")
 
@@ -65,6 +65,24 @@ class Poller:
     poll: Callable[[], Iterable[Record]]
     at_flush: bool = False
     """Also poll as a step of every flush (so a flush makes metrics durable)."""
+
+
+@attrs.frozen(slots=True)
+class Observer:
+    """Code that sees every record the worker builds from the hand-off
+    (finished spans, log lines, events), on the worker thread, before they
+    are delivered: the live statistics and recording rules.  It never runs on
+    an instrumented thread, so it costs the application's threads nothing but
+    the worker's share of the CPU.  ``observe`` gets each batch as a list it
+    must not change; an exception is logged and the records are delivered
+    anyway.  Snapshots from pollers are not observed."""
+
+    name: str
+    observe: Callable[[Sequence[Record]], None]
+    at_close: Callable[[], Iterable[Record]] | None = None
+    """Records the observer still holds (the statistics of the last window),
+    asked for once by the worker after its last drain at close, when no
+    record can arrive any more, and delivered (not observed)."""
 
 
 class Collector:
@@ -94,6 +112,7 @@ class Collector:
         self.max_queue = max_queue
         self._on_drop = on_drop
         self._pollers: list[Poller] = []
+        self._observers: tuple[Observer, ...] = ()
         self._reset()
         process.track(self, process.Hooks(after_fork_in_child=Collector._after_fork))
 
@@ -126,6 +145,11 @@ class Collector:
         """Ask the worker to run ``poller`` (see :class:`Poller`)."""
         with self._cond:
             self._pollers.append(poller)
+
+    def add_observer(self, observer: Observer) -> None:
+        """Show every record built from the hand-off to ``observer`` (see :class:`Observer`)."""
+        with self._cond:
+            self._observers = (*self._observers, observer)
 
     # -- the worker -------------------------------------------------------------
 
@@ -174,6 +198,9 @@ class Collector:
                 self._discard_abandoned()
                 return
             if stopping and not len(self.handoff):
+                for observer in self._observers:
+                    if observer.at_close is not None:
+                        self._poll(f"{observer.name} at close", observer.at_close)
                 return
 
     def _poll(self, name: str, poll: Callable[[], Iterable[Record]]) -> None:
@@ -205,13 +232,23 @@ class Collector:
                 return
             left -= len(items)
             try:
-                self._submit(handoff.records(items, self.service, self.node))
+                records = handoff.records(items, self.service, self.node)
+                for observer in self._observers:
+                    self._observe(observer, records)
+                self._submit(records)
             finally:
                 self._in_hand = 0
             # Let a delivery thread back in at once: it releases the GIL
             # around each SQLite call and would otherwise wait for it up to
             # the interpreter's switch interval (5 ms) while this loop runs.
             sleep(0)
+
+    @staticmethod
+    def _observe(observer: Observer, records: list[Record]) -> None:
+        try:
+            observer.observe(records)
+        except Exception as exc:  # the records are delivered all the same
+            log.error("alamos: %s observer failed: %s", observer.name, exc, exc_info=exc)
 
     def _submit(self, records: list[Record]) -> None:
         """Hand ``records`` to each delivery (its share by level), in batches

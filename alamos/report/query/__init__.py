@@ -3,7 +3,9 @@
 ``recent_traces`` lists traces, ``load_trace`` loads one trace's spans and
 logs, and ``build_tree`` arranges them into a tree of :class:`TraceNode`
 (``trace_tree``).  ``budget_report`` and its companions (``budgets``) analyse
-frames in the database: time per budget, top offenders, spikes.  It sits on
+frames in the database: time per budget, top offenders, spikes; the spike
+flags are stored and read back by ``store_spikes``, ``spike_traces`` and
+``stored_spikes`` (``spikes``).  It sits on
 the storage side (:mod:`alamos.report.sql`).
 """
 
@@ -24,6 +26,7 @@ from alamos.report.query.budgets import (
     frames_of,
     merge_offenders,
 )
+from alamos.report.query.spikes import StoredSpike, spike_traces, store_spikes, stored_spikes
 from alamos.report.query.trace_tree import TraceNode, build_tree, unattached_logs
 from alamos.report.query.traces import (
     TraceSummary,
@@ -43,6 +46,7 @@ __all__ = [
     "FrameRow",
     "FrameStats",
     "Offender",
+    "StoredSpike",
     "TraceNode",
     "TraceQueryError",
     "TraceSummary",
@@ -53,6 +57,9 @@ __all__ = [
     "load_trace",
     "merge_offenders",
     "recent_traces",
+    "spike_traces",
+    "store_spikes",
+    "stored_spikes",
     "unattached_logs",
     "valid_trace_id",
 ]

@@ -18,32 +18,25 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import attrs
 from sqlalchemy import (
     Connection,
-    Engine,
     Table,
     Text,
     and_,
     case,
     cast,
-    create_engine,
     exists,
     func,
-    inspect,
     or_,
     select,
 )
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
-from alamos.core.errors import TraceQueryError
 from alamos.core.level import Level, parse_level
 from alamos.core.records import EventRecord, LogRecord, SpanRecord
-from alamos.report.sql import normalize_url
+from alamos.report.sql.reading import run_read as _run
 from alamos.report.sql.schema import JSONType, field_of
 from alamos.report.sql.schema import logs as logs_table
 from alamos.report.sql.schema import spans as spans_table
@@ -59,50 +52,6 @@ _TRACE_ID_RE = re.compile(r"[0-9a-f]{32}")
 def valid_trace_id(trace_id: str) -> bool:
     """True if ``trace_id`` is 32 lower-case hex digits, as alamos stores them."""
     return isinstance(trace_id, str) and _TRACE_ID_RE.fullmatch(trace_id) is not None
-
-
-def _engine(url: str) -> Engine:
-    """An engine for reading ``url``, failing clearly rather than creating a file.
-
-    SQLite would silently create an empty database at a mistyped path; a
-    reader checks that the file exists first.
-    """
-    try:
-        u = normalize_url(url)
-    except ValueError as exc:
-        raise TraceQueryError(str(exc)) from exc
-    shown = u.render_as_string(hide_password=True)
-    connect_args: dict[str, Any] = {}
-    if u.drivername == "sqlite":
-        database = u.database or ""
-        if database in ("", ":memory:"):
-            raise TraceQueryError(f"{shown} is an in-memory database: it holds no traces")
-        if not database.startswith("file:") and not Path(database).is_file():
-            raise TraceQueryError(f"no SQLite database at {database} (from {shown})")
-    else:
-        connect_args["connect_timeout"] = 10
-    return create_engine(u, poolclass=NullPool, connect_args=connect_args)
-
-
-def _run(url: str, work: Callable[[Connection], T]) -> T:
-    """``work(conn)`` on a connection to ``url``; any failure to read becomes
-    a :class:`TraceQueryError` naming the database (password hidden)."""
-    engine = _engine(url)
-    shown = engine.url.render_as_string(hide_password=True)
-    try:
-        with engine.connect() as conn:
-            if not inspect(conn).has_table(spans_table.name):
-                raise TraceQueryError(
-                    f"{shown} has no alamos tables: nothing has been exported to it yet"
-                )
-            return work(conn)
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
-        reason = str(orig if orig is not None else exc).strip()
-        reason = reason.splitlines()[0] if reason else type(exc).__name__
-        raise TraceQueryError(f"cannot read {shown}: {reason}") from exc
-    finally:
-        engine.dispose()
 
 
 def _columns(table: Table) -> list[Any]:

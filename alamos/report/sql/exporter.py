@@ -50,8 +50,9 @@ from alamos.core.errors import RecordsRejected
 from alamos.core.level import Level, LevelLike, parse_level
 from alamos.core.records import Record
 from alamos.report.sql.coerce import dumps_json
+from alamos.report.sql.migrate import ensure_schema
 from alamos.report.sql.rows import Row, convert
-from alamos.report.sql.schema import TABLES, ensure_schema
+from alamos.report.sql.schema import TABLES
 from alamos.report.sql.writers import (
     Writer,
     file_identity,
@@ -146,7 +147,7 @@ class SQLExporter:
     are merged with the exporter's own).
 
     Nothing connects until the first :meth:`export`, which also creates the
-    tables (:func:`alamos.report.sql.schema.ensure_schema`).  :meth:`export`
+    tables (:func:`alamos.report.sql.migrate.ensure_schema`).  :meth:`export`
     writes a batch in one transaction, or raises:
 
     * :class:`~alamos.core.errors.RecordsRejected` if the database refused
@@ -337,6 +338,13 @@ class SQLExporter:
             cur = dbapi_conn.cursor()
             try:
                 cur.execute(f"PRAGMA busy_timeout = {busy_ms}")
+                # A new file returns space to the filesystem when retention
+                # deletes rows (alamos.retention runs incremental_vacuum).  The
+                # mode must be set before the first page is written (the WAL
+                # switch writes one), so only on an empty file; an existing
+                # database is converted by one VACUUM (`alamos gc --vacuum`).
+                if cur.execute("PRAGMA page_count").fetchone()[0] == 0:
+                    cur.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 set_wal(cur, busy_ms / 1000)
                 cur.execute("PRAGMA synchronous = NORMAL")
             finally:

@@ -1,89 +1,61 @@
-"""The SQL schema alamos exports to (SQLAlchemy Core).
+"""The SQL schema alamos exports to (SQLAlchemy Core): the tables of the latest version.
 
 One table per record kind, plus ``alamos_schema_version``.  All times are
 integer nanoseconds since the epoch (``BIGINT``); levels are stored as the
 strings ``"bench"``, ``"debug"`` and ``"prod"``.  JSON columns are ``JSONB``
 on PostgreSQL and JSON text on SQLite.
 
-Each table stores one record class (the one whose ``table`` is its name), a
-column per field of the same name; :func:`field_of` gives the field of a
-column where the names differ (``parent_span_id`` holds ``parent_id``), or
+Each record table stores one record class (the one whose ``table`` is its
+name), a column per field of the same name; :func:`field_of` gives the field
+of a column where the names differ (``parent_span_id`` holds ``parent_id``), or
 ``None`` for a column derived from others (``duration_ns``).  The rows are
 written (:mod:`~alamos.report.sql.rows`) and read back
-(:mod:`alamos.report.query`) through that mapping.
+(:mod:`alamos.report.query`) through that mapping.  Tables that no record
+fills (the analysis and retention tables) are written by the code that owns
+them.
 
-:func:`ensure_schema` creates the tables on first use and records
-:data:`SCHEMA_VERSION`.  A later version of alamos that changes the schema
-bumps :data:`SCHEMA_VERSION` and adds ``MIGRATIONS[new_version]``, a function
-that upgrades a database from ``new_version - 1`` inside the same transaction.
-A migration names the tables and columns it changes itself, rather than
-reading the tables defined here, which describe the *latest* version.
-A database written by a *newer* alamos is refused with
-:class:`SchemaVersionError` rather than written to with the wrong layout.
-
-Versions:
-
-1. the first schema;
-2. ``alamos_spans`` keyed by ``(span_id, trace_id)`` instead of ``span_id``
-   alone: span ids are 64 random bits drawn per trace, so two traces can draw
-   the same one (even odds at about 5e9 stored spans), and the second span
-   was then skipped as if it were a replay.
+Creating and upgrading a database is :mod:`alamos.report.sql.migrate`'s job
+(:func:`~alamos.report.sql.migrate.ensure_schema`, the version history and
+the migrations).
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    Connection,
     Double,
-    Engine,
     Index,
     Integer,
     MetaData,
     Table,
     Text,
-    func,
-    insert,
-    inspect,
-    select,
     text,
-    update,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from alamos.core.errors import SchemaVersionError
-
 __all__ = [
-    "MIGRATIONS",
-    "SCHEMA_VERSION",
     "TABLES",
     "JSONType",
-    "ensure_schema",
     "experiments",
     "field_of",
+    "gc_pending",
+    "holds",
     "logs",
     "metadata",
     "metrics",
     "reports",
     "schema_version",
+    "span_stats",
     "spans",
+    "spikes",
 ]
-
-#: The schema version this code writes (see the module docstring).
-SCHEMA_VERSION = 2
 
 #: JSONB on PostgreSQL, JSON text elsewhere.  Python ``None`` is SQL ``NULL``.
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
-
-# Key for pg_advisory_xact_lock so that concurrent processes do not race
-# each other creating the tables ("alamos" in ASCII, as an int).
-_PG_LOCK_KEY = 0x616C616D6F73
 
 metadata = MetaData()
 
@@ -123,6 +95,30 @@ spans = Table(
     Column("location", Text),
     Index("ix_alamos_spans_trace_id", "trace_id"),
     Index("ix_alamos_spans_path_start", "path", "start_ns"),
+    # Version 3, for the dashboard (alamos.dashboard): a layer's spans in a
+    # window read from the index alone (the tree page: 2.2 s -> 0.7 s to count
+    # 1,000,000 spans on SQLite), the window across all paths (search), and
+    # the debug sessions (partial: most spans have none).
+    Index("ix_alamos_spans_path_start_cover", "path", "start_ns", "duration_ns", "status", "level"),
+    Index("ix_alamos_spans_start", "start_ns"),
+    # Frames by name (alamos.report.query.spikes: the running mean reads the
+    # frames of one name from the window before the range on), and the
+    # errors in a window (partial: search by status=error, a layer's recent
+    # errors; 1% of the spans on scripts/dashboard_bench.py).
+    Index("ix_alamos_spans_name_start", "name", "start_ns"),
+    Index(
+        "ix_alamos_spans_errors",
+        "start_ns",
+        sqlite_where=text("status = 'error'"),
+        postgresql_where=text("status = 'error'"),
+    ),
+    Index(
+        "ix_alamos_spans_session",
+        "session_id",
+        "start_ns",
+        sqlite_where=text("session_id IS NOT NULL"),
+        postgresql_where=text("session_id IS NOT NULL"),
+    ),
 )
 
 logs = Table(
@@ -142,6 +138,16 @@ logs = Table(
     Column("session_id", Text),
     Index("ix_alamos_logs_path_level_ts", "path", "level", "ts_ns"),
     Index("ix_alamos_logs_trace_id", "trace_id"),
+    # Version 3, for the dashboard (logs in a window, and of a debug session) and
+    # retention (logs outside any trace deleted by age).
+    Index("ix_alamos_logs_ts", "ts_ns"),
+    Index(
+        "ix_alamos_logs_session",
+        "session_id",
+        "ts_ns",
+        sqlite_where=text("session_id IS NOT NULL"),
+        postgresql_where=text("session_id IS NOT NULL"),
+    ),
 )
 
 metrics = Table(
@@ -161,6 +167,8 @@ metrics = Table(
     Column("node", Text, nullable=False),
     Column("level", Text, nullable=False),
     Index("ix_alamos_metrics_path_name_ts", "path", "name", "ts_ns"),
+    # Retention deletes metric samples by age (v3).
+    Index("ix_alamos_metrics_ts", "ts_ns"),
 )
 
 reports = Table(
@@ -174,6 +182,80 @@ reports = Table(
     Column("service", Text, nullable=False),
     Column("node", Text, nullable=False),
     Column("level", Text, nullable=False),
+    # Retention deletes reports by age (v3).
+    Index("ix_alamos_reports_ts", "ts_ns"),
+)
+
+# -- retention (v3): written by alamos.retention, not by a record class ------
+
+holds = Table(
+    "alamos_holds",
+    metadata,
+    # A held trace is never deleted by garbage collection while the hold lasts
+    # (until_ns NULL: until it is removed).
+    Column("trace_id", Text, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("until_ns", BigInteger),
+)
+
+gc_pending = Table(
+    "alamos_gc_pending",
+    metadata,
+    # The traces a garbage collection decided to delete and has not finished
+    # deleting: the record that lets a rerun finish a gc killed half-way.
+    # started = 1 once some of the trace's rows are deleted (a trace larger
+    # than one batch): a rerun deletes the rest, whatever its policy says.
+    Column("trace_id", Text, primary_key=True),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("started", Integer, nullable=False),
+    Column("decided_ns", BigInteger, nullable=False),
+)
+
+# Windowed span statistics (alamos.stats): one row per (path, name, status,
+# level), window and emission; rows merge exactly (see docs/stats.md).
+span_stats = Table(
+    "alamos_span_stats",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("window_start_ns", BigInteger, nullable=False),
+    Column("window_ns", BigInteger, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("level", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("sum_ns", BigInteger, nullable=False),
+    Column("mean_ns", Double, nullable=False),
+    Column("m2", Double, nullable=False),
+    Column("min_ns", BigInteger, nullable=False),
+    Column("max_ns", BigInteger, nullable=False),
+    Column("sketch", Text, nullable=False),
+    Column("attributes", JSONType),
+    Column("service", Text, nullable=False),
+    Column("node", Text, nullable=False),
+    Index("ix_alamos_span_stats_window", "window_start_ns"),
+    Index("ix_alamos_span_stats_path_name_window", "path", "name", "window_start_ns"),
+)
+
+# Frames flagged as spikes by the frame budgets (alamos.report.query.spikes):
+# written when a budget report stores them, read by retention and the
+# dashboard.  Keyed by the frame's span, so storing it again stores nothing.
+spikes = Table(
+    "alamos_spikes",
+    metadata,
+    Column("span_id", Text, primary_key=True),
+    Column("trace_id", Text, primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("start_ns", BigInteger, nullable=False),
+    Column("duration_ns", BigInteger, nullable=False),
+    Column("baseline_ns", Double, nullable=False),
+    Column("factor", Double, nullable=False),
+    Column("window", Integer, nullable=False),
+    Column("flagged_ns", BigInteger, nullable=False),
+    Index("ix_alamos_spikes_start", "start_ns"),
 )
 
 schema_version = Table(
@@ -183,7 +265,9 @@ schema_version = Table(
 )
 
 #: The record tables by name, in the order rows are written.
-TABLES: dict[str, Table] = {t.name: t for t in (experiments, spans, logs, metrics, reports)}
+TABLES: dict[str, Table] = {
+    t.name: t for t in (experiments, spans, logs, metrics, reports, span_stats)
+}
 
 
 def field_of(column: Column[Any]) -> str | None:
@@ -191,126 +275,3 @@ def field_of(column: Column[Any]) -> str | None:
     says otherwise; ``None`` for a derived column (``duration_ns``)."""
     field: str | None = column.info.get("field", column.name)
     return field
-
-
-# ---------------------------------------------------------------------------
-# Migrations
-# ---------------------------------------------------------------------------
-
-_PK_CLAUSE = re.compile(r"PRIMARY\s+KEY\s*\([^)]*\)", re.IGNORECASE)
-
-
-def _set_primary_key(conn: Connection, table: str, columns: tuple[str, ...]) -> None:
-    """Make ``columns`` the primary key of ``table``, keeping its rows, its
-    other columns (those a user added too), indexes and triggers.
-
-    PostgreSQL alters the constraint in place.  SQLite cannot: the table is
-    rebuilt as its documentation describes (create the new table from the
-    stored ``CREATE TABLE`` with the key clause replaced, copy the rows, drop
-    the old table, rename the new one, re-create its indexes and triggers),
-    with ``legacy_alter_table`` on during the rename so that a view over the
-    table is left as it is (it names the table, which exists again after).
-    """
-    key = ", ".join(f'"{c}"' for c in columns)
-    if conn.dialect.name == "postgresql":
-        old = inspect(conn).get_pk_constraint(table).get("name")
-        drop = f'DROP CONSTRAINT "{old}", ' if old else ""
-        conn.exec_driver_sql(f'ALTER TABLE "{table}" {drop}ADD PRIMARY KEY ({key})')
-        return
-    ddl = conn.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)
-    ).scalar()
-    rebuilt = f"{table}_rebuilt"
-    new_ddl, keys = _PK_CLAUSE.subn(f"PRIMARY KEY ({key})", str(ddl or ""), count=2)
-    new_ddl, names = re.subn(
-        rf'^\s*CREATE\s+TABLE\s+(?:"{table}"|{table})(?=[\s(])',
-        f'CREATE TABLE "{rebuilt}"',
-        new_ddl,
-        count=1,
-        flags=re.IGNORECASE,
-    )
-    if keys != 1 or names != 1:
-        raise SchemaVersionError(
-            f"cannot migrate {table}: its layout is not one alamos wrote "
-            f"(expected one table-level PRIMARY KEY clause): {ddl!r:.300}"
-        )
-    attached = conn.exec_driver_sql(
-        "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') "
-        "AND sql IS NOT NULL ORDER BY type, name",
-        (table,),
-    ).scalars()
-    recreate = list(attached)
-    conn.exec_driver_sql(f'DROP TABLE IF EXISTS "{rebuilt}"')
-    conn.exec_driver_sql(new_ddl)
-    conn.exec_driver_sql(f'INSERT INTO "{rebuilt}" SELECT * FROM "{table}"')
-    conn.exec_driver_sql(f'DROP TABLE "{table}"')
-    legacy = conn.exec_driver_sql("PRAGMA legacy_alter_table").scalar()
-    conn.exec_driver_sql("PRAGMA legacy_alter_table = ON")
-    try:
-        conn.exec_driver_sql(f'ALTER TABLE "{rebuilt}" RENAME TO "{table}"')
-    finally:
-        conn.exec_driver_sql(f"PRAGMA legacy_alter_table = {int(bool(legacy))}")
-    for sql in recreate:
-        conn.exec_driver_sql(sql)
-
-
-def _v2_spans_keyed_by_trace_and_span(conn: Connection) -> None:
-    """Version 2: ``alamos_spans`` keyed by ``(span_id, trace_id)``."""
-    _set_primary_key(conn, "alamos_spans", ("span_id", "trace_id"))
-
-
-#: ``MIGRATIONS[v](conn)`` upgrades a database at version ``v - 1`` to ``v``.
-#: It runs inside the transaction of :func:`ensure_schema` (which holds the
-#: lock that serialises concurrent processes), which then records the new
-#: version.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {
-    2: _v2_spans_keyed_by_trace_and_span,
-}
-
-
-def ensure_schema(engine: Engine | Connection) -> int:
-    """Create or upgrade the alamos tables; return the schema version in use.
-
-    Safe to call on every start and from concurrent processes: on PostgreSQL
-    the work is serialised with an advisory lock; on SQLite the engines made by
-    :class:`alamos.report.sql.SQLExporter` begin with ``BEGIN IMMEDIATE``.
-    Raises :class:`SchemaVersionError` if the database was written by a newer
-    alamos (its version is above :data:`SCHEMA_VERSION`) or if no migration is
-    known for an older version.  Given a :class:`~sqlalchemy.Connection`, the
-    work is done in its current transaction and not committed.
-    """
-    if isinstance(engine, Connection):
-        return _ensure_schema(engine)
-    with engine.begin() as conn:
-        return _ensure_schema(conn)
-
-
-def _ensure_schema(conn: Connection) -> int:
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-    current: int | None = None
-    if inspect(conn).has_table(schema_version.name):
-        current = conn.execute(select(func.max(schema_version.c.version))).scalar()
-    if current is None:
-        metadata.create_all(conn, checkfirst=True)
-        conn.execute(insert(schema_version).values(version=SCHEMA_VERSION))
-        return SCHEMA_VERSION
-    if current > SCHEMA_VERSION:
-        url = conn.engine.url.render_as_string(hide_password=True)
-        raise SchemaVersionError(
-            f"the alamos schema in {url} is version {current}, but this alamos "
-            f"only knows versions up to {SCHEMA_VERSION}: it was written by a newer "
-            "alamos; upgrade alamos (or export to another database)"
-        )
-    if current < SCHEMA_VERSION:
-        for version in range(current + 1, SCHEMA_VERSION + 1):
-            migrate = MIGRATIONS.get(version)
-            if migrate is None:
-                raise SchemaVersionError(
-                    f"no migration of the alamos schema from version {version - 1} to {version}"
-                )
-            migrate(conn)
-        conn.execute(update(schema_version).values(version=SCHEMA_VERSION))
-    # Tables or indexes added without a version bump, or dropped by hand.
-    metadata.create_all(conn, checkfirst=True)
-    return SCHEMA_VERSION

@@ -1,0 +1,76 @@
+"""Opening a database to read alamos' tables back (traces, budgets, statistics, rules).
+
+Shared by every reader above the storage side (:mod:`alamos.report.query`,
+:mod:`alamos.stats`, :mod:`alamos.rules`): one way to open a URL for reading, and one way a
+failure to read is reported (:class:`~alamos.core.errors.TraceQueryError`,
+naming the database with its password hidden).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, create_engine, inspect
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from alamos.core.errors import TraceQueryError
+from alamos.report.sql.exporter import normalize_url
+from alamos.report.sql.schema import spans
+
+__all__ = ["read_engine", "run_read"]
+
+T = TypeVar("T")
+
+
+def read_engine(url: str) -> Engine:
+    """An engine for reading ``url``, failing clearly rather than creating a file.
+
+    SQLite would silently create an empty database at a mistyped path; a
+    reader checks that the file exists first.
+    """
+    try:
+        u = normalize_url(url)
+    except ValueError as exc:
+        raise TraceQueryError(str(exc)) from exc
+    shown = u.render_as_string(hide_password=True)
+    connect_args: dict[str, Any] = {}
+    if u.drivername == "sqlite":
+        database = u.database or ""
+        if database in ("", ":memory:"):
+            raise TraceQueryError(f"{shown} is an in-memory database: it holds no traces")
+        if not database.startswith("file:") and not Path(database).is_file():
+            raise TraceQueryError(f"no SQLite database at {database} (from {shown})")
+    else:
+        connect_args["connect_timeout"] = 10
+    return create_engine(u, poolclass=NullPool, connect_args=connect_args)
+
+
+def run_read(url: str, work: Callable[[Connection], T], *, table: str = spans.name) -> T:
+    """``work(conn)`` on a connection to ``url``; any failure to read becomes
+    a :class:`TraceQueryError` naming the database (password hidden).  A
+    database without ``table`` (nothing exported to it yet, or an alamos
+    older than that table) is refused with a message saying so."""
+    engine = read_engine(url)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(table):
+                if table == spans.name:
+                    raise TraceQueryError(
+                        f"{shown} has no alamos tables: nothing has been exported to it yet"
+                    )
+                raise TraceQueryError(
+                    f"{shown} has no {table} table: nothing has been exported to it yet "
+                    "by an alamos that writes it"
+                )
+            return work(conn)
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)
+        reason = str(orig if orig is not None else exc).strip()
+        reason = reason.splitlines()[0] if reason else type(exc).__name__
+        raise TraceQueryError(f"cannot read {shown}: {reason}") from exc
+    finally:
+        engine.dispose()

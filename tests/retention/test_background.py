@@ -1,0 +1,82 @@
+"""alamos.new(..., retention=Policy(...)): gc on its own thread, stopped at close;
+and an older database upgraded in place by gc."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.pool import NullPool
+
+import alamos
+from alamos.retention import Policy, gc
+
+from .history import POLICY, TRACES, count, trace_ids, write_history
+
+NOW = time.time_ns()
+
+
+def _retention_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "alamos-retention"]
+
+
+def test_the_root_runs_gc_in_the_background_until_it_closes(db_url: str, tmp_path: Path) -> None:
+    write_history(db_url, NOW)
+    root = alamos.new(
+        "server",
+        db=db_url,
+        retention=POLICY,
+        retention_interval=3600,
+        console=False,
+        spool_dir=tmp_path / "spool",
+    )
+    try:
+        assert len(_retention_threads()) == 1
+        deadline = time.monotonic() + 120  # a wait, not a timing assertion
+        doomed = {t.trace_id for t in TRACES if t.fate == "delete" and not t.logs_only}
+        while doomed & set(trace_ids(db_url)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = trace_ids(db_url)
+        assert not doomed & set(left)
+        assert {t.trace_id for t in TRACES if t.fate != "delete" and not t.logs_only} <= set(left)
+    finally:
+        root.close(timeout=30)
+    assert _retention_threads() == []
+
+
+def test_retention_needs_a_database_and_a_policy(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="retention= needs a SQL database"):
+        alamos.new("server", retention=Policy(ttl="1d"), console=False)
+    with pytest.raises(TypeError, match=r"retention must be an alamos\.retention\.Policy"):
+        alamos.new("server", retention="7d", console=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="retention_interval must be > 0"):
+        alamos.new("server", retention=Policy(ttl="1d"), retention_interval=0, console=False)
+    assert _retention_threads() == []
+
+
+def test_gc_upgrades_a_version_2_database_in_place(db_url: str) -> None:
+    write_history(db_url, NOW)
+    engine = create_engine(db_url, poolclass=NullPool)
+    with engine.begin() as conn:  # back to version 2: no retention tables or indexes
+        for name in ("alamos_holds", "alamos_gc_pending"):
+            conn.execute(text(f"DROP TABLE {name}"))
+        for ix in ("ix_alamos_logs_ts", "ix_alamos_metrics_ts", "ix_alamos_reports_ts"):
+            conn.execute(text(f"DROP INDEX {ix}"))
+        conn.execute(text("UPDATE alamos_schema_version SET version = 2"))
+    spans = count(db_url, "alamos_spans")
+    # A dry run changes nothing, not even the schema; it counts no holds.
+    dry = gc(db_url, POLICY, now_ns=NOW, dry_run=True)
+    assert not inspect(engine).has_table("alamos_holds")
+    assert dry.traces["hold"] == 0 and dry.traces["delete"] == 7  # t7 is not held any more
+    summary = gc(db_url, POLICY, now_ns=NOW)
+    assert summary.traces["delete"] == 7
+    assert count(db_url, "alamos_spans") == spans - 12
+    insp = inspect(engine)
+    assert insp.has_table("alamos_holds") and insp.has_table("alamos_gc_pending")
+    assert "ix_alamos_metrics_ts" in {ix["name"] for ix in insp.get_indexes("alamos_metrics")}
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version FROM alamos_schema_version")).scalar() == 3
+    engine.dispose()
