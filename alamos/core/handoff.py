@@ -21,24 +21,24 @@ is dropped and counted like a put into a full queue (``queue_full``).
 
 **Compaction** (issue 10, 11(b)).  A queued span or log item is an object
 the garbage collector tracks, and a full collection visits every one: with
-100,000 spans queued (the worker behind) a ``gc.collect(2)`` took 57-61 ms
-of CPU, against 13-28 ms with nothing queued (``scripts/gc_pause.py``, on a
+100,000 spans queued (the worker behind) a ``gc.collect(2)`` took 66-68 ms
+of CPU, against 30-32 ms with nothing queued (``scripts/gc_pause.py``, on a
 shared 2-core VM).  So once :data:`COMPACT_AT` items are queued, a put
 stores an item that has a compact form (:class:`Compact`: spans, log
 items) as that form instead: a flat tuple of ``str``, ``int``, ``float``,
 ``bool`` and ``None``, which the collector untracks at its next collection
 and never visits again (:mod:`alamos.trace.compact` says why flat).  Then
-the same collection took 33-35 ms, and queueing the 100,000 spans brought on
+the same collection took 38-40 ms, and queueing the 100,000 spans brought on
 no full collection (two before).
 
 The common put pays nothing for it: the length it compares anyway is
 compared with the lower of the two limits (``_fast``), and only a put past
-it looks any further (callgrind, a recorded span: 13,401 instructions
-against 13,430 before).  Compaction waits for :data:`COMPACT_AT` because it
-costs the instrumented thread about a third more per span (26,900
-instructions against 19,600 for a span with 3 attributes, the span object
-now freed on that thread; bench: ``span_3_attributes_backlog``), a cost
-only a backlog is worth.
+it looks any further (callgrind, a recorded span: 13,638 instructions
+against 13,621 before).  Compaction waits for :data:`COMPACT_AT` because it
+costs the instrumented thread a third more per span or more (27,300
+instructions against 19,800 for a span with 3 attributes, the span object
+now freed on that thread; bench ``span_3_attributes_backlog``: +35-43%),
+a cost only a backlog is worth.
 
 The worker side (:meth:`take`, :meth:`wait`, :meth:`records`) is used by
 :class:`alamos.report.pipeline.collector.Collector`.  Queued items know how to
