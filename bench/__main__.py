@@ -40,6 +40,7 @@ SUITES: list[tuple[str, tuple[str, ...]]] = [
             "recorded_span",
             "nested_span_pair",
             "span_3_attributes",
+            "span_3_attributes_backlog",
             "span_3_attributes_kwarg",
             "recorded_span_e2e",
             "recorded_span_e2e_nostats",

@@ -13,7 +13,8 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from bench.context import BenchContext, collector_of, quiet_root
+from alamos.core.handoff import COMPACT_AT
+from bench.context import NO_COMPACTION, BenchContext, collector_of, quiet_root
 from bench.core import Case, ns_per_op, timed_loop
 from bench.peers import isolated_loguru, otel_tracer, prometheus_counter, stdlib_logger
 
@@ -106,12 +107,13 @@ def _alamos_case(
     setup: str = "",
     extra_env: dict[str, Any] | None = None,
     note: str = "",
+    compact_at: int = NO_COMPACTION,
 ) -> Case:
     """A micro case on its own quiet root (``exp = root.sub("api")``): the
     worker sleeps through the loop and drains the queue between repeats (see
     :func:`bench.context.quiet_root`), so only the instrumented thread is
     measured, and no other thread competes with it for the GIL or the caches."""
-    root = quiet_root(ctx, name.replace("_", "-"), level=level)
+    root = quiet_root(ctx, name.replace("_", "-"), level=level, compact_at=compact_at)
     exp = root.sub("api")
     holder: list[Case] = []
     env = {"exp": exp, **(extra_env or {})}
@@ -234,6 +236,22 @@ def micro_cases(ctx: BenchContext) -> list[Case]:
             '    span.set("bytes", 1024)\n'
             '    span.set("table", "users")\n'
             '    span.set("hit", True)',
+        )
+    )
+    add(
+        _alamos_case(
+            ctx,
+            "span_3_attributes_backlog",
+            "span with 3 attributes, queued behind a backlog (compact form)",
+            "span",
+            'with exp.trace.prod("x") as span:\n'
+            '    span.set("bytes", 1024)\n'
+            '    span.set("table", "users")\n'
+            '    span.set("hit", True)',
+            compact_at=0,
+            note="As span_3_attributes, with every span put as its compact form, as it is "
+            "once COMPACT_AT (10,000) items are queued: the instrumented thread's cost "
+            "behind a backlog (alamos.core.handoff, 'Compaction').",
         )
     )
     add(
@@ -393,6 +411,7 @@ def _e2e_case(ctx: BenchContext, stats: bool = True) -> Case:
         batch_size=512,
         flush_interval=0.5,
         max_queue=100_000,
+        compact_at=COMPACT_AT,  # the defaults, all of them
         **({} if stats else {"stats_interval": None}),
     )
     exp = root.sub("api")

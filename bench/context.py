@@ -81,12 +81,30 @@ class BenchContext:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def quiet_root(ctx: BenchContext, key: str, *, level: str = "prod", **kwargs: Any) -> Any:
+#: ``compact_at`` of the quiet roots: past any calibrated repeat.
+NO_COMPACTION = 1 << 40
+
+
+def quiet_root(
+    ctx: BenchContext,
+    key: str,
+    *,
+    level: str = "prod",
+    compact_at: int = NO_COMPACTION,
+    **kwargs: Any,
+) -> Any:
     """A root with a real background exporter (:class:`DiscardExporter`) whose
     worker sleeps while the timed loops run: spans are queued and stay queued
     until :meth:`flush` (called between repeats).  ``max_queue`` is large
     enough for any calibrated repeat; :func:`collector_of` gives the collector
-    so callers can check ``dropped``."""
+    so callers can check ``dropped``.
+
+    The hand-off stores items in their compact form once ``compact_at`` are
+    queued (:mod:`alamos.core.handoff`, "Compaction"), which a live worker
+    keeps the queue far below; a repeat queues up to a million, so by
+    default the quiet roots never compact, and measure the common put.  The
+    ``*_backlog`` cases pass ``compact_at=0``: every put compacts, as behind
+    a backlog."""
     options: dict[str, Any] = {
         "level": level,
         "exporters": [DiscardExporter()],
@@ -101,6 +119,7 @@ def quiet_root(ctx: BenchContext, key: str, *, level: str = "prod", **kwargs: An
     options.update(kwargs)
     root = alamos.new(key, **options)
     ctx.on_close(lambda: root.close(timeout=30))
+    collector_of(root).handoff.set_compact_at(compact_at)
     return root
 
 

@@ -19,10 +19,31 @@ shrink the item limit by what they hold, so the common put stays one length
 check: at most ``max_bytes`` are estimated to be queued, and a put past it
 is dropped and counted like a put into a full queue (``queue_full``).
 
-The worker side (:meth:`take`, :meth:`wait`) is used by
+**Compaction** (issue 10, 11(b)).  A queued span or log item is an object
+the garbage collector tracks, and a full collection visits every one: with
+100,000 spans queued (the worker behind) a ``gc.collect(2)`` took 66-68 ms
+of CPU, against 30-32 ms with nothing queued (``scripts/gc_pause.py``, on a
+shared 2-core VM).  So once :data:`COMPACT_AT` items are queued, a put
+stores an item that has a compact form (:class:`Compact`: spans, log
+items) as that form instead: a flat tuple of ``str``, ``int``, ``float``,
+``bool`` and ``None``, which the collector untracks at its next collection
+and never visits again (:mod:`alamos.trace.compact` says why flat).  Then
+the same collection took 38-40 ms, and queueing the 100,000 spans brought on
+no full collection (two before).
+
+The common put pays nothing for it: the length it compares anyway is
+compared with the lower of the two limits (``_fast``), and only a put past
+it looks any further (callgrind, a recorded span: 13,638 instructions
+against 13,621 before).  Compaction waits for :data:`COMPACT_AT` because it
+costs the instrumented thread a third more per span or more (27,300
+instructions against 19,800 for a span with 3 attributes, the span object
+now freed on that thread; bench ``span_3_attributes_backlog``: +35-43%),
+a cost only a backlog is worth.
+
+The worker side (:meth:`take`, :meth:`wait`, :meth:`records`) is used by
 :class:`alamos.report.pipeline.collector.Collector`.  Queued items know how to
-become records (:class:`Item`), so the worker needs to know nothing about
-spans or logs.
+become records (:class:`Item`, and :class:`Compact` for their compact
+form), so the worker needs to know nothing about spans or logs.
 """
 
 from __future__ import annotations
@@ -35,13 +56,27 @@ from typing import Any, Protocol
 
 from alamos.core.records import Record
 
-__all__ = ["DEFAULT_MAX_BYTES", "ITEM_BYTES", "Handoff", "Item", "Put", "check_max_bytes"]
+__all__ = [
+    "COMPACT_AT",
+    "DEFAULT_MAX_BYTES",
+    "ITEM_BYTES",
+    "Compact",
+    "Handoff",
+    "Item",
+    "Put",
+    "check_max_bytes",
+]
 
 #: The fixed estimate of one queued item, in bytes: a span with three
 #: attributes holds 552 (bench/: memory_span_3_attributes), a log item less.
 ITEM_BYTES = 512
 #: The default bound of the queued bytes (``alamos.new(max_queue_bytes=...)``).
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+#: Queued items past which a put stores an item's compact form (module doc,
+#: "Compaction").  The queue stays far below it while the worker keeps up
+#: (it is woken every ``batch_size`` items); the items queued below it add
+#: at most about 5 ms to a full collection (scripts/gc_pause.py).
+COMPACT_AT = 10_000
 
 
 class Item(Protocol):
@@ -49,6 +84,22 @@ class Item(Protocol):
     (a finished span, a log item, a record itself)."""
 
     def to_record(self, service: str, node: str) -> Record: ...
+
+
+class Compact(Item, Protocol):
+    """An item with a compact form that the garbage collector does not track
+    (see the module doc, "Compaction")."""
+
+    def compact(self, kind: int) -> tuple[Any, ...]:
+        """This item as a tuple whose first value is ``kind`` and whose other
+        values are ``str``, ``int``, ``float``, ``bool``, ``None`` or tuples of
+        those, none of them shared with code that could change them."""
+        ...
+
+    @staticmethod
+    def from_compact(fields: tuple[Any, ...], service: str, node: str) -> Record:
+        """The record of the item that :meth:`compact` gave ``fields``."""
+        ...
 
 
 class Put(Protocol):
@@ -66,9 +117,12 @@ class Handoff:
 
     __slots__ = (
         "_closed",
+        "_converters",
         "_dropped",
         "_extra",
+        "_fast",
         "_idle",
+        "_kinds",
         "_limit",
         "_lock",
         "_on_first_put",
@@ -76,6 +130,7 @@ class Handoff:
         "_sized",
         "_wake",
         "batch_size",
+        "compact_at",
         "limit",
         "max_bytes",
     )
@@ -95,7 +150,12 @@ class Handoff:
         self.limit = limit
         self.max_bytes = max_bytes
         self.batch_size = batch_size
+        self.compact_at = COMPACT_AT
         self._on_first_put = on_first_put
+        #: The compact kind of each item class put past ``compact_at`` (-1:
+        #: it has no compact form), and each kind's ``from_compact``.
+        self._kinds: dict[type, int] = {}
+        self._converters: list[Callable[[tuple[Any, ...], str, str], Record]] = []
         self.reset()
 
     def set_max_bytes(self, max_bytes: int) -> None:
@@ -103,6 +163,15 @@ class Handoff:
         check_max_bytes(max_bytes)
         with self._lock:  # the one lock of the hand-off: sized puts only
             self.max_bytes = max_bytes
+            self._update_limit()
+
+    def set_compact_at(self, n: int) -> None:
+        """Store the compact form of the items put once ``n`` are queued (0:
+        of every item; see the module doc, "Compaction")."""
+        if type(n) is not int or n < 0:
+            raise ValueError(f"compact_at must be an int >= 0, got {n!r}")
+        with self._lock:
+            self.compact_at = n
             self._update_limit()
 
     def reset(self) -> None:
@@ -120,13 +189,15 @@ class Handoff:
         self._idle = True
 
     def _update_limit(self) -> None:
-        """The item limit of the common put: ``limit``, lowered so that the
-        queued items at :data:`ITEM_BYTES` each plus the extra bytes of the
-        sized ones stay within ``max_bytes`` (0 once closed)."""
+        """The item limit: ``limit``, lowered so that the queued items at
+        :data:`ITEM_BYTES` each plus the extra bytes of the sized ones stay
+        within ``max_bytes`` (0 once closed); and the limit of the common
+        put, which also stops at ``compact_at``."""
         if self._closed:
             self._limit = 0
         else:
             self._limit = min(self.limit, max(0, (self.max_bytes - self._extra) // ITEM_BYTES))
+        self._fast = min(self._limit, self.compact_at)
 
     # -- the producers' side (hot path) -------------------------------------
 
@@ -138,19 +209,52 @@ class Handoff:
         """
         q = self._q
         n = len(q)
-        if n < self._limit and not extra:
+        # _fast is _limit, or compact_at if lower: the common put compares
+        # the length once, as it did before compaction existed.
+        if n < self._fast and not extra:
             q.append(item)
             if n == self.batch_size or self._idle:
                 self._kick(n)
         elif extra:
             self._put_sized(item, extra)
+        elif n < self._limit:
+            q.append(self._compacted(item))
+            if n == self.batch_size or self._idle:
+                self._kick(n)
         else:
             next(self._dropped)  # itertools.count: atomic under the GIL
+
+    def _compacted(self, item: Item) -> Any:
+        """``item``'s compact form, or ``item`` if its class has none."""
+        kind = self._kinds.get(type(item))
+        if kind is None:
+            kind = self._register(type(item))
+        if kind < 0:
+            return item
+        compact: Compact = item  # type: ignore[assignment]
+        return compact.compact(kind)
+
+    def _register(self, cls: type) -> int:
+        """The compact kind of ``cls`` (a new one, the first time; -1 if
+        ``cls`` has no compact form).  Once per class: it takes the lock."""
+        with self._lock:
+            kind = self._kinds.get(cls)
+            if kind is None:
+                convert = getattr(cls, "from_compact", None)
+                if callable(getattr(cls, "compact", None)) and callable(convert):
+                    kind = len(self._converters)
+                    self._converters.append(convert)
+                else:
+                    kind = -1
+                self._kinds[cls] = kind
+            return kind
 
     def _put_sized(self, item: Item, extra: int) -> None:
         """Queue an item holding ``extra`` bytes of long text, if the bytes
         allow it.  Rare and big, so it may take a lock: its bytes must be
         counted exactly, and the worker takes them off in :meth:`take`."""
+        if len(self._q) >= self.compact_at:
+            item = self._compacted(item)  # before the lock: it may take it
         with self._lock:
             q = self._q
             n = len(q)
@@ -180,7 +284,7 @@ class Handoff:
         """Drop (and count) every item put from now on."""
         with self._lock:
             self._closed = True
-            self._limit = 0
+            self._update_limit()
 
     def force(self, item: Item) -> None:
         """Queue ``item`` even when closed or full: the last snapshots at close."""
@@ -210,6 +314,16 @@ class Handoff:
                         self._extra -= extra
                 self._update_limit()
         return items
+
+    def records(self, items: list[Any], service: str, node: str) -> list[Record]:
+        """The records of ``items`` from :meth:`take` (compact forms included)."""
+        converters = self._converters
+        return [
+            item.to_record(service, node)
+            if type(item) is not tuple
+            else converters[item[0]](item, service, node)
+            for item in items
+        ]
 
     @property
     def queued_bytes(self) -> int:

@@ -5,7 +5,9 @@ timestamp, the current span's ids as ints, where the call was made) and
 nothing more; :meth:`LogItem.to_record` builds the
 :class:`~alamos.core.records.LogRecord` later, on the collector's worker
 (hex ids, the location text, a fresh record id), so the caller never pays
-for it.
+for it.  Behind a backlog the hand-off queues the item's compact form
+(:meth:`LogItem.compact`, a flat tuple the garbage collector does not visit;
+see :mod:`alamos.core.handoff`, "Compaction").
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from alamos.core.records import LogRecord, new_log_record
 __all__ = ["LogItem"]
 
 _EMPTY: Any = MappingProxyType({})
+#: The values before the attributes in a compact log item: the kind and 8 fields.
+_FIELDS = 9
 
 
 class LogItem:
@@ -84,4 +88,50 @@ class LogItem:
             service,
             node,
             self.session_id,
+        )
+
+    def compact(self, kind: int) -> tuple[Any, ...]:
+        """This item as a flat tuple: ``kind``, its fields, then its attribute
+        keys, then their values (the layout of a compact span, and for the
+        same reasons: :mod:`alamos.trace.compact`)."""
+        attrs = self.attributes
+        module = self.module
+        if type(module) is not str:
+            module = "?"
+        fields = (
+            kind,
+            self.ts_ns,
+            self.path,
+            self.level,
+            self.message,
+            self.trace_int,
+            self.span_int,
+            f"{module}:{self.where}:{self.line}",
+            self.session_id,
+        )
+        return (*fields, *attrs, *attrs.values()) if attrs else fields
+
+    @staticmethod
+    def from_compact(fields: tuple[Any, ...], service: str, node: str) -> LogRecord:
+        """The record of the item :meth:`compact` made ``fields`` of."""
+        tid, sid = fields[5], fields[6]
+        if len(fields) > _FIELDS:
+            middle = (len(fields) + _FIELDS) >> 1
+            # No strict=: the halves are equal (and the keyword is slow).
+            attrs: Any = MappingProxyType(dict(zip(fields[_FIELDS:middle], fields[middle:])))  # noqa: B905
+        else:
+            attrs = _EMPTY
+        return new_log_record(
+            new_record_id(),
+            fields[1],
+            fields[2],
+            fields[3],
+            fields[4],
+            None if tid is None else hex_id(tid, 16),
+            None if sid is None else hex_id(sid, 8),
+            attrs,
+            fields[7],
+            service,
+            node,
+            fields[8],
         )

@@ -103,6 +103,15 @@ class NoopSpan:
         """A NoopSpan records nothing, so it has no record (it is never queued)."""
         raise TypeError("a filtered-out span (NoopSpan) records nothing: it has no record")
 
+    def compact(self, kind: int) -> NoReturn:
+        """A NoopSpan records nothing, so it has no compact form (it is never queued)."""
+        raise TypeError("a filtered-out span (NoopSpan) records nothing: it has no compact form")
+
+    @staticmethod
+    def from_compact(fields: tuple[Any, ...], service: str, node: str) -> NoReturn:
+        """Only a recorded :class:`~alamos.trace.span.Span` has a compact form."""
+        raise TypeError("a filtered-out span (NoopSpan) records nothing: it has no compact form")
+
     def __call__(self, fn: F) -> F:
         if self._tracer is None:
             return fn

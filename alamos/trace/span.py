@@ -8,7 +8,9 @@ speed, and each shortcut below says why it is there:
   the record, off the instrumented thread;
 * a finished span goes through the hand-off's ``put`` as is (the tracer was
   given it when it was built); the :class:`~alamos.core.records.SpanRecord` is
-  built later by the collector's worker (:meth:`Span.to_record`);
+  built later by the collector's worker (:meth:`Span.to_record`); behind a
+  backlog the hand-off queues its compact form instead
+  (:mod:`alamos.trace.compact`), which the garbage collector does not visit;
 * attributes and events are allocated on first use only;
 * what the caller gives is coerced here, once (names, attribute values,
   events, error texts: :mod:`alamos.core.attributes`), so the worker and
@@ -50,6 +52,7 @@ from alamos.core.ids import hex_id
 from alamos.core.level import Level
 from alamos.core.records import EventRecord, SpanRecord, new_span_record
 from alamos.core.safe import error_text, safe_str
+from alamos.trace.compact import compact_span, span_from_compact
 from alamos.trace.noop import EMPTY_ATTRIBUTES, NoopSpan
 
 if TYPE_CHECKING:
@@ -485,6 +488,10 @@ class Span:
             self.session_id,
             self.location,
         )
+
+    # The compact form queued behind a backlog (alamos.core.handoff.Compact).
+    compact = compact_span
+    from_compact = staticmethod(span_from_compact)
 
 
 class _SizedTracer:

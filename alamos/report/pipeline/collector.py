@@ -4,7 +4,8 @@ The instrumented threads put finished spans, log items and records into the
 root's :class:`~alamos.core.handoff.Handoff` (``deque.append`` plus a length
 check: no lock, no I/O, no record building).  The collector's worker wakes up
 every ``flush_interval`` seconds, or as soon as a full batch is waiting,
-drains the hand-off, turns each item into its record (``item.to_record``:
+drains the hand-off, turns each item into its record (``item.to_record``,
+or the converter of its compact form behind a backlog: ``Handoff.records``;
 the collector knows nothing about spans or logs), and hands each exporter's
 share to its :class:`~alamos.report.pipeline.delivery.Delivery`, which
 retries, spools and replays.
@@ -231,8 +232,7 @@ class Collector:
                 return
             left -= len(items)
             try:
-                service, node = self.service, self.node
-                records = [item.to_record(service, node) for item in items]
+                records = handoff.records(items, self.service, self.node)
                 for observer in self._observers:
                     self._observe(observer, records)
                 self._submit(records)
