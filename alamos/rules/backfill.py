@@ -80,7 +80,8 @@ from alamos.report.sql.exporter import SQLExporter
 from alamos.report.sql.reading import run_read
 from alamos.report.sql.schema import spans
 from alamos.rules.live import Series, series_values
-from alamos.rules.rule import OVERFLOW_METRIC, Rule, RuleSet
+from alamos.rules.names import OVERFLOW_METRIC
+from alamos.rules.rule import Rule, RuleSet
 from alamos.rules.values import db_label_value, db_number
 
 __all__ = [

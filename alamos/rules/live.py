@@ -55,7 +55,8 @@ from alamos.core import process
 from alamos.core.ids import new_record_id
 from alamos.core.level import Level
 from alamos.core.records import MetricRecord, Record, SpanRecord
-from alamos.rules.rule import OVERFLOW_METRIC, Rule, RuleSet, bucket_index, family_name
+from alamos.rules.names import OVERFLOW_METRIC, family_name
+from alamos.rules.rule import Rule, RuleSet, bucket_index
 from alamos.rules.values import numeric
 
 __all__ = ["OVERFLOW_LABELS", "RuleEngine", "Series", "series_values"]

@@ -1,21 +1,12 @@
 """An append-only spool of record batches on local disk.
 
 When an exporter cannot keep up or is down, its :class:`~alamos.report.pipeline.delivery.Delivery`
-writes batches here, and replays them through the exporter later.
-
-File format
------------
-Each process writes its own file ``spool-<pid>-<random>.jsonl`` and holds an
-exclusive :func:`fcntl.flock` on it while it has it open, so several processes
-can share a folder: a file that can be locked belongs to nobody alive and may
-be replayed.  The file starts with a fixed-size header line::
-
-    #alamos-spool v1 consumed=<16 hex digits> crc=<8 hex digits>\\n
-
-``consumed`` is the byte offset of the first line not yet replayed (a replayer
-updates it in place, with a CRC32 of the digits so a torn update is detected
-and only causes re-delivery).  Every other line is one batch, as written by
-:func:`alamos.report.pipeline.codec.dumps_batch`: a JSON array of encoded records.
+writes batches here, and replays them through the exporter later.  The byte
+layout of a spool file (one file per process, a header with the replay
+offset, one batch a line) is in :mod:`~alamos.report.pipeline.spool_format`;
+records the database refused for good go to
+:mod:`~alamos.report.pipeline.dead_letters` instead.  This module decides when
+to write, replay and delete, and keeps that safe across threads and forks.
 
 Guarantees
 ----------
@@ -26,142 +17,39 @@ leave a torn last line for that one unacknowledged batch; replay skips and
 counts it.  Replay deletes a file only after every line in it was consumed;
 a crash during replay re-delivers at most the batches consumed since the
 offset was last saved (export is idempotent), it never loses one.
-
-Dead letters
-------------
-Records the database refused for good (:class:`alamos.RecordsRejected`)
-are written next to the spool files, to ``dead-letter-<pid>.jsonl`` (one
-JSON line per record, with the database's reason: see
-:func:`alamos.report.pipeline.codec.dumps_dead_letter`), ``fsync``-ed.  Replay
-never reads them: they wait for a human (:meth:`DeadLetters.read`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
-import secrets
 import threading
 import time
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
 
 from alamos.core import process
 from alamos.core.records import Record
-from alamos.report.pipeline.codec import (
-    DeadLetter,
-    dumps_batch,
-    dumps_dead_letter,
-    loads_batch,
-    loads_dead_letter,
+from alamos.report.pipeline.codec import dumps_batch, loads_batch
+from alamos.report.pipeline.dead_letters import DeadLetters
+from alamos.report.pipeline.spool_format import (
+    HEADER_LEN,
+    PREFIX,
+    STALE_TMP_NS,
+    SUFFIX,
+    create,
+    data_start,
+    header,
+    lines,
+    remove_stale_tmp,
+    write_all,
 )
 
+# DeadLetters is re-exported: it was defined here first, and is public.
 __all__ = ["DeadLetters", "PartlyConsumed", "ReplayStats", "Spool", "SpoolStats"]
-
-_PREFIX = "spool-"
-_SUFFIX = ".jsonl"
-_MAGIC = b"#alamos-spool v1 consumed="
-_READ_CHUNK = 1 << 20
-_STALE_TMP_NS = 60 * 10**9  # a temp file is renamed within microseconds of creation
-_DEAD_PREFIX = "dead-letter-"
-#: A database's message can quote the whole row: keep the first part.
-_REASON_LIMIT = 4096
-
-
-def _header(consumed: int) -> bytes:
-    digits = b"%016x" % consumed
-    return _MAGIC + digits + b" crc=%08x\n" % zlib.crc32(digits)
-
-
-_HEADER_LEN = len(_header(0))
-
-
-def _data_start(head: bytes) -> int:
-    """The offset replay starts at, given the first bytes of a spool file."""
-    if not head.startswith(b"#alamos-spool"):
-        return 0  # no header: every line is data
-    try:
-        consumed = int(head[len(_MAGIC) : len(_MAGIC) + 16], 16)
-    except ValueError:
-        consumed = -1
-    if consumed >= _HEADER_LEN and head[:_HEADER_LEN] == _header(consumed):
-        return consumed
-    # A torn header update: start over after the header (re-delivery is fine).
-    return _HEADER_LEN if head[_HEADER_LEN - 1 : _HEADER_LEN] == b"\n" else 0
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    except OSError as exc:  # some file systems cannot fsync a directory
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)
-
-
-def _create(directory: Path) -> tuple[int, Path]:
-    """A new locked spool file with its header, durably in ``directory``.
-
-    Created under a temporary name replay ignores, locked, then renamed: a
-    replayer can never lock (and delete) a spool file before its owner does."""
-    name = f"{_PREFIX}{os.getpid()}-{secrets.token_hex(6)}{_SUFFIX}"
-    final, tmp = directory / name, directory / f".{name}.tmp"
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
-    fd = os.open(tmp, flags, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _write_all(fd, _header(_HEADER_LEN))
-        os.fsync(fd)
-        os.rename(tmp, final)
-        _fsync_dir(directory)
-    except BaseException:
-        os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return fd, final
-
-
-def _remove_stale_tmp(path: Path) -> None:
-    """A file a crashed process created but never renamed (no data in it)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.unlink(path)
-    finally:
-        os.close(fd)
-
-
-def _lines(fd: int, pos: int) -> Iterator[tuple[bytes, int]]:
-    """Lines of ``fd`` from ``pos``, each with the offset just after it.  The
-    last one may lack its newline (torn)."""
-    buf = b""
-    while True:
-        chunk = os.pread(fd, _READ_CHUNK, pos + len(buf))
-        if not chunk:
-            if buf:
-                yield buf, pos + len(buf)
-            return
-        buf += chunk
-        start = 0
-        while (nl := buf.find(b"\n", start)) >= 0:
-            yield buf[start : nl + 1], pos + nl + 1
-            start = nl + 1
-        buf = buf[start:]
-        pos += start
 
 
 class PartlyConsumed(Exception):
@@ -244,7 +132,7 @@ class Spool:
         with self._lock:
             fd = self._open_locked()
             try:
-                _write_all(fd, line)
+                write_all(fd, line)
                 os.fsync(fd)
             except BaseException:
                 self._abandon_locked()
@@ -259,12 +147,12 @@ class Spool:
             self.directory.mkdir(parents=True, exist_ok=True)
             for attempt in range(3):
                 try:
-                    self._fd, self._path = _create(self.directory)
+                    self._fd, self._path = create(self.directory)
                     break
                 except FileNotFoundError:  # the folder or our temp file vanished
                     if attempt == 2:
                         raise
-            self._size = _HEADER_LEN
+            self._size = HEADER_LEN
         assert self._fd is not None
         return self._fd
 
@@ -301,15 +189,15 @@ class Spool:
         found: list[tuple[int, str, Path]] = []
         for entry in entries:
             name = entry.name
-            if name.startswith(_PREFIX) and name.endswith(_SUFFIX):
+            if name.startswith(PREFIX) and name.endswith(SUFFIX):
                 try:
                     found.append((entry.stat().st_mtime_ns, name, Path(entry.path)))
                 except FileNotFoundError:
                     continue
-            elif name.startswith("." + _PREFIX) and name.endswith(".tmp"):
+            elif name.startswith("." + PREFIX) and name.endswith(".tmp"):
                 with contextlib.suppress(OSError):
-                    if time.time_ns() - entry.stat().st_mtime_ns > _STALE_TMP_NS:
-                        _remove_stale_tmp(Path(entry.path))
+                    if time.time_ns() - entry.stat().st_mtime_ns > STALE_TMP_NS:
+                        remove_stale_tmp(Path(entry.path))
         return [path for _, _, path in sorted(found)]
 
     def replay(self, consume: Callable[[list[Record]], None]) -> ReplayStats:
@@ -364,10 +252,10 @@ class Spool:
         self, fd: int, consume: Callable[[list[Record]], None], result: ReplayStats
     ) -> bool:
         """Replay one locked file; True if all of it was consumed."""
-        pos = _data_start(os.pread(fd, _HEADER_LEN, 0))
-        can_save = pos >= _HEADER_LEN
+        pos = data_start(os.pread(fd, HEADER_LEN, 0))
+        can_save = pos >= HEADER_LEN
         saved, unsaved = pos, 0
-        for line, end in _lines(fd, pos):
+        for line, end in lines(fd, pos):
             try:
                 batch = loads_batch(line)
             except ValueError:
@@ -406,7 +294,7 @@ class Spool:
         """Make replay progress durable (best effort: failing only means the
         consumed batches are delivered again)."""
         with contextlib.suppress(OSError):
-            os.pwrite(fd, _header(consumed), 0)
+            os.pwrite(fd, header(consumed), 0)
             os.fsync(fd)
 
     def pending(self) -> int:
@@ -415,7 +303,7 @@ class Spool:
         for path in self._spool_files():
             with contextlib.suppress(OSError), path.open("rb") as f:
                 size = os.fstat(f.fileno()).st_size
-                total += max(0, size - _data_start(f.read(_HEADER_LEN)))
+                total += max(0, size - data_start(f.read(HEADER_LEN)))
         return total
 
     # -- dead letters ---------------------------------------------------------
@@ -456,59 +344,3 @@ class Spool:
         self._fd, self._path, self._size = None, None, 0
         self._replay_fds = set()
         self._stats = SpoolStats()
-
-
-class DeadLetters:
-    """The dead-letter files of a spool folder (see the module doc).
-
-    One file per process, named by the pid at each append (a forked child
-    writes its own).  Each append opens, writes, ``fsync``-s and closes the
-    file: rejections are rare, and nothing is left open across a fork.
-    """
-
-    def __init__(self, directory: Path | str) -> None:
-        self.directory = Path(directory)
-
-    @property
-    def path(self) -> Path:
-        """This process's dead-letter file."""
-        return self.directory / f"{_DEAD_PREFIX}{os.getpid()}{_SUFFIX}"
-
-    def append(self, rejected: Sequence[tuple[Record, str]], exporter: str) -> Path:
-        """Durably append ``(record, reason)`` pairs; returns the file.  Raises
-        OSError if the disk fails."""
-        path = self.path
-        if not rejected:
-            return path
-        ts = time.time_ns()
-        data = b"".join(
-            dumps_dead_letter(record, reason[:_REASON_LIMIT], exporter, ts)
-            for record, reason in rejected
-        )
-        self.directory.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-        fd = os.open(path, flags, 0o600)
-        try:
-            new = os.fstat(fd).st_size == 0
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if new:
-            _fsync_dir(self.directory)
-        return path
-
-    def files(self) -> list[Path]:
-        """Every dead-letter file of the folder (every process), by name."""
-        return sorted(self.directory.glob(f"{_DEAD_PREFIX}*{_SUFFIX}"))
-
-    def read(self) -> list[DeadLetter]:
-        """Every dead letter of the folder, file by file (a torn last line,
-        from a crash mid-write, is skipped)."""
-        out: list[DeadLetter] = []
-        for path in self.files():
-            with contextlib.suppress(OSError), path.open("rb") as f:
-                for line in f:
-                    with contextlib.suppress(ValueError):
-                        out.append(loads_dead_letter(line))
-        return out
