@@ -3,8 +3,10 @@
     python scripts/dashboard_screenshots.py [--out docs/dashboard] [--seconds 4]
 
 Runs ``alamos demo --workers 2`` (so traces cross two processes and two
-services) into a fresh SQLite file, serves the dashboard over it on
-127.0.0.1, and photographs each page with Debian's chromium through
+services) into a fresh SQLite file, stores the spikes of its ``PUT /kv``
+frames (as ``alamos budgets --store-spikes`` would), serves the dashboard
+over it on 127.0.0.1 with the demo's recording rule (``--rules``), and
+photographs each page with Debian's chromium through
 Playwright (``/usr/bin/chromium``, or ``$ALAMOS_TEST_CHROMIUM``).
 """
 
@@ -34,6 +36,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from alamos.dashboard import create_app
+    from alamos.demo.rules import DEMO_RULES
+    from alamos.report.query import store_spikes
 
     work = Path(tempfile.mkdtemp(prefix="alamos-shots-"))
     db_file = work / "alamos.db"
@@ -63,11 +67,16 @@ def main() -> None:
         "LIMIT 1"
     ).fetchone()[0]
     conn.close()
+    store_spikes(url, "PUT /kv")
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(url), log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(url, rules=DEMO_RULES, rules_file="the demo's rules"), log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
@@ -81,6 +90,7 @@ def main() -> None:
         ("trace-dark", f"/trace/{trace_id}", "dark", ".wf-row >> nth=1"),
         ("search", "/search?w=15m&status=error", "light", None),
         ("analysis", "/analysis?w=15m&frame=PUT+/kv", "light", None),
+        ("analysis-sections", "/analysis?w=15m&frame=PUT+/kv", "light", "#statistics"),
         ("sessions", "/sessions?w=15m", "light", None),
     ]
     chromium = os.environ.get("ALAMOS_TEST_CHROMIUM", "/usr/bin/chromium")
@@ -90,7 +100,10 @@ def main() -> None:
             page = browser.new_page(viewport={"width": 1300, "height": 820}, color_scheme=scheme)
             page.goto(base + path)
             page.wait_for_selector("body[data-ready='1']")
-            if click:
+            if click == "#statistics":  # scrolled to the sections below the budgets
+                page.locator(click).scroll_into_view_if_needed()
+                page.evaluate("document.querySelector('#statistics').scrollIntoView()")
+            elif click:
                 page.click(click)
             page.screenshot(path=str(args.out / f"{name}.png"))
             page.close()

@@ -87,7 +87,8 @@ def frames_cte(
     window: int,
 ) -> CTE:
     """The frames (spans named ``frame`` started in ``[since_ns, until_ns)``)
-    with their running mean and spike flag.
+    with their running mean and spike flag, each numbered (``fno``, unique
+    within the query).
 
     The running mean of a frame is over the ``window`` frames of that name
     before it, so the first frames after ``since_ns`` are compared with the
@@ -133,6 +134,9 @@ def frames_cte(
                 "prev_mean"
             ),
             func.count().over(order_by=order, rows=prev).label("prev_n"),
+            # A number per frame (same ordering: no sort of its own) that the
+            # budget report groups and joins on, instead of the two text ids.
+            func.row_number().over(order_by=order).label("fno"),
         )
         .where(*bounds)
         .cte("every_frame")
@@ -148,6 +152,7 @@ def frames_cte(
     if until_ns is not None:
         conds.append(e.start_ns < int(until_ns))
     query = select(
+        e.fno,
         e.trace_id,
         e.span_id,
         e.path,
