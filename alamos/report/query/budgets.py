@@ -33,8 +33,9 @@ What is counted, exactly:
   frame.  Descendants deeper than :data:`MAX_DEPTH` are not visited.
 
 Everything runs in the database, in one statement (a recursive CTE on
-``(trace_id, parent_span_id) -> (trace_id, span_id)``, then window
-functions); only the summary rows come back.
+``(trace_id, parent_span_id) -> (trace_id, span_id)``, then a GROUP BY per
+budget and a window function for the top offenders); only the summary rows
+come back.
 
 The parts: :mod:`~alamos.report.query.budget_map` (the map),
 :mod:`~alamos.report.query.budget_sql` (globs and budgets as SQL),
@@ -45,6 +46,7 @@ offenders), this module (the queries) and
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,6 +62,7 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
+    null,
     or_,
     select,
     text,
@@ -127,6 +130,8 @@ MAX_DEPTH = 10_000
 #: default 4 MB a million spans spill to disk (1,000,000 spans: 7.7 s at
 #: 4 MB, 4.7 s at 64 MB; scripts/budgets_bench.py).
 PG_WORK_MEM = "64MB"
+#: ``WITH ... AS MATERIALIZED`` is SQLite 3.35's (March 2021).
+_SQLITE_MATERIALIZED = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 
 def _holds(haystack: ColumnElement[str], needle: ColumnElement[str], dialect: str) -> Any:
@@ -160,6 +165,12 @@ def _per_frame_cte(frames: CTE, bmap: BudgetMap | None, dialect: str) -> CTE:
         .where(s.trace_id.in_(select(f.trace_id)))
         .cte("candidates")
     )
+    if dialect == "sqlite" and _SQLITE_MATERIALIZED:
+        # Referenced once, SQLite would fold it into the walk, which then
+        # reads every span of the trace at each step (the one-trace shape of
+        # scripts/budgets_bench.py: quadratic); materialised, it indexes it
+        # on (trace_id, parent_span_id) by itself.
+        candidates = candidates.prefix_with("MATERIALIZED")
 
     def source(name: str) -> tuple[Any, ColumnElement[Any]]:
         table: Any
@@ -171,18 +182,22 @@ def _per_frame_cte(frames: CTE, bmap: BudgetMap | None, dialect: str) -> CTE:
         table = candidates.alias(name)
         return table, table.c.token
 
-    child, child_token = source("child")
-    c = child.c
+    # The walk starts at the frames themselves (depth 0, no budget), so that
+    # every lookup of children is the recursive step's, which SQLite always
+    # serves from an index on `candidates`.  A join of the frames with
+    # `candidates` as the first level let SQLite's planner pick a scan of
+    # `candidates` per frame in frame_budgets (20,000 frames of
+    # scripts/budgets_bench.py: 1.5 s -> 297 s).
     anchor = select(
         f.fno.label("fno"),
         f.trace_id.label("frame_trace"),
         f.span_id.label("frame_span"),
-        c.span_id.label("span_id"),
-        child_token.label("token"),
+        f.span_id.label("span_id"),
+        null().label("token"),
         BAR.label("above"),
-        literal_column("1", Integer).label("depth"),
-        c.duration_ns.label("duration_ns"),
-    ).join_from(frames, child, and_(c.trace_id == f.trace_id, c.parent_span_id == f.span_id))
+        literal_column("0", Integer).label("depth"),
+        f.duration_ns.label("duration_ns"),
+    )
     walk = anchor.cte("walk", recursive=True)
     w = walk.alias("w")
     below, below_token = source("below")
@@ -203,7 +218,9 @@ def _per_frame_cte(frames: CTE, bmap: BudgetMap | None, dialect: str) -> CTE:
             b.duration_ns,
         )
         .join_from(w, below, and_(b.trace_id == w.c.frame_trace, b.parent_span_id == w.c.span_id))
-        .where(w.c.depth < MAX_DEPTH, b.span_id != w.c.frame_span)
+        # Never back into the frame (a corrupt cycle), but from the frame
+        # itself to its children, itself among them if it is its own parent.
+        .where(w.c.depth < MAX_DEPTH, or_(w.c.depth == 0, b.span_id != w.c.frame_span))
     )
     walk = walk.union_all(step)
     wk = walk.c
