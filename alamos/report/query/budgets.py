@@ -225,7 +225,7 @@ def _per_frame_cte(frames: CTE, bmap: BudgetMap | None, dialect: str) -> CTE:
     walk = walk.union_all(step)
     wk = walk.c
     # Grouped by the frame's number, not its two text ids: with the ranking
-    # in budget_report, 431-444 -> 329-336 ms of CPU for the 8,334 frames of
+    # in budget_report, 431-444 -> 331-349 ms of CPU for the 8,334 frames of
     # 1 h on scripts/dashboard_bench.py.
     return (
         select(
