@@ -261,6 +261,7 @@ def main() -> None:
     from starlette.testclient import TestClient
 
     from alamos.dashboard import create_app
+    from alamos.rules import Rule, RuleSet
 
     db = f"sqlite:///{args.db}"
     conn = sqlite3.connect(args.db)
@@ -292,11 +293,15 @@ def main() -> None:
         ("search 24h name", "/search?w=24h&name=fsync&path=bench.storage"),
         ("search 24h attribute", "/search?w=24h&attr=key%3Dk7"),
         ("analysis 1h", "/analysis?w=1h&frame=GET+/kv"),
+        ("analysis 1h all frames", "/analysis?w=1h&frame=GET+/kv&frames=all"),
         ("sessions 24h", "/sessions?w=24h"),
         ("session", f"/session/{session}"),
     ]
     results = {}
-    with TestClient(create_app(db), base_url="http://127.0.0.1") as client:
+    # The analysis page's recording rules section reads the series of a rule
+    # named like the bench's counter (its snapshots stand in for a rule's).
+    app = create_app(db, rules=RuleSet([Rule("requests")]), rules_file="bench")
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         for name, url in pages:
             times = []
             for _ in range(args.rounds):

@@ -3,8 +3,11 @@
     python scripts/dashboard_screenshots.py [--out docs/dashboard] [--seconds 4]
 
 Runs ``alamos demo --workers 2`` (so traces cross two processes and two
-services) into a fresh SQLite file, serves the dashboard over it on
-127.0.0.1, and photographs each page with Debian's chromium through
+services) into a fresh SQLite file, stores the spikes of its ``PUT /kv``
+frames (as ``alamos budgets --store-spikes`` would; the frame is the most frequent
+root span name), serves the dashboard
+over it on 127.0.0.1 with the demo's recording rule (``--rules``), and
+photographs each page with Debian's chromium through
 Playwright (``/usr/bin/chromium``, or ``$ALAMOS_TEST_CHROMIUM``).
 """
 
@@ -20,6 +23,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote_plus
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,6 +38,8 @@ def main() -> None:
     from playwright.sync_api import sync_playwright
 
     from alamos.dashboard import create_app
+    from alamos.demo.rules import DEMO_RULES
+    from alamos.report.query import store_spikes
 
     work = Path(tempfile.mkdtemp(prefix="alamos-shots-"))
     db_file = work / "alamos.db"
@@ -62,12 +68,22 @@ def main() -> None:
         "ORDER BY COUNT(DISTINCT service) DESC, COUNT(*) DESC, MAX(status = 'error') DESC "
         "LIMIT 1"
     ).fetchone()[0]
+    # The frame: the most frequent root span name (what the page offers first).
+    frame = conn.execute(
+        "SELECT name FROM alamos_spans WHERE parent_span_id IS NULL "
+        "GROUP BY name ORDER BY COUNT(*) DESC, name LIMIT 1"
+    ).fetchone()[0]
     conn.close()
+    store_spikes(url, frame)
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(url), log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(url, rules=DEMO_RULES, rules_file="the demo's rules"), log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while not server.started:
@@ -80,17 +96,23 @@ def main() -> None:
         ("trace", f"/trace/{trace_id}", "light", ".wf-row >> nth=2"),
         ("trace-dark", f"/trace/{trace_id}", "dark", ".wf-row >> nth=1"),
         ("search", "/search?w=15m&status=error", "light", None),
-        ("analysis", "/analysis?w=15m&frame=PUT+/kv", "light", None),
+        ("analysis", f"/analysis?w=15m&frame={quote_plus(frame)}", "light", None),
+        ("analysis-sections", f"/analysis?w=15m&frame={quote_plus(frame)}", "light", "#statistics"),
+        ("analysis-rules", f"/analysis?w=15m&frame={quote_plus(frame)}", "light", "#rules"),
         ("sessions", "/sessions?w=15m", "light", None),
     ]
     chromium = os.environ.get("ALAMOS_TEST_CHROMIUM", "/usr/bin/chromium")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         for name, path, scheme, click in shots:
-            page = browser.new_page(viewport={"width": 1300, "height": 820}, color_scheme=scheme)
+            # The analysis page's sections below the budgets: a taller page.
+            height = 1000 if name == "analysis-sections" else 820
+            page = browser.new_page(viewport={"width": 1300, "height": height}, color_scheme=scheme)
             page.goto(base + path)
             page.wait_for_selector("body[data-ready='1']")
-            if click:
+            if click in ("#statistics", "#rules"):  # the sections below the budgets
+                page.evaluate("s => document.querySelector(s).scrollIntoView()", click)
+            elif click:
                 page.click(click)
             page.screenshot(path=str(args.out / f"{name}.png"))
             page.close()

@@ -49,6 +49,13 @@ _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,200}")
     help="A budget map (TOML) for the analysis page's frame budgets.",
 )
 @click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Recording rules (TOML): the analysis page shows each rule's latest series.",
+)
+@click.option(
     "--refresh",
     default=10,
     show_default=True,
@@ -62,6 +69,7 @@ def dashboard(
     allow_remote: bool,
     token: str | None,
     budgets_file: Path | None,
+    rules_file: Path | None,
     refresh: int,
 ) -> None:
     """Serve the dashboards (tree, layers, traces, search, analysis, debug
@@ -76,8 +84,9 @@ def dashboard(
             f"the dashboard needs its extra ({exc.name} is missing): "
             "pip install 'alamos[dashboard]'"
         ) from None
-    from alamos.core.errors import TraceQueryError
+    from alamos.core.errors import RulesError, TraceQueryError
     from alamos.report.query import BudgetMap
+    from alamos.rules import RuleSet
 
     loopback = is_loopback(host)
     if not loopback and not allow_remote:
@@ -100,12 +109,20 @@ def dashboard(
             budgets = BudgetMap.from_toml(budgets_file)
         except (OSError, ValueError) as exc:
             raise click.BadParameter(clean(str(exc), 500), param_hint="--budgets") from None
+    rules = None
+    if rules_file is not None:
+        try:
+            rules = RuleSet.from_toml(rules_file)
+        except RulesError as exc:
+            raise click.BadParameter(clean(str(exc), 4000), param_hint="--rules") from None
     try:
         app = create_app(
             db,
             token=None if loopback else token,
             loopback_only=loopback,
             budgets=budgets,
+            rules=rules,
+            rules_file=None if rules_file is None else str(rules_file),
             refresh_seconds=refresh,
         )
     except TraceQueryError as exc:

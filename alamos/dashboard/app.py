@@ -6,7 +6,8 @@ escaped); the pages' data for charts goes into ``data-`` attributes through
 scripts are the static files, as the Content-Security-Policy of
 :mod:`alamos.dashboard.security` requires.  A database that is missing,
 empty or unreachable, an unknown trace and a bad parameter each get a page
-that says what to do, never a stack trace.
+that says what to do, never a stack trace.  The one request that writes is
+the trace page's hold form (:mod:`alamos.dashboard.hold`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from alamos.core.errors import TraceQueryError
+from alamos.core.errors import RetentionError, TraceQueryError
+from alamos.dashboard.analysis import MAX_BUDGET_FRAMES
 from alamos.dashboard.db import Database
 from alamos.dashboard.pages import Pages
 from alamos.dashboard.security import Guard
 from alamos.report.query import BudgetMap
+from alamos.rules import RuleSet
 
 __all__ = ["create_app"]
 
@@ -63,6 +66,16 @@ def _pct(value: float | None) -> str:
 
 def _rate(value: float) -> str:
     return f"{value:,.2f}/s" if value < 100 else f"{value:,.0f}/s"
+
+
+def _num(value: float | None) -> str:
+    """A metric value: whole numbers with thousands separators, others to 6
+    significant digits."""
+    if value is None:
+        return DASH
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.6g}"
 
 
 def _spark(values: list[int]) -> str:
@@ -105,6 +118,9 @@ def create_app(
     token: str | None = None,
     loopback_only: bool = True,
     budgets: BudgetMap | None = None,
+    rules: RuleSet | None = None,
+    rules_file: str | None = None,
+    budget_frames: int = MAX_BUDGET_FRAMES,
     refresh_seconds: int = 10,
 ) -> Any:
     """The dashboard over the database at ``db`` (a URL).
@@ -113,7 +129,11 @@ def create_app(
     :mod:`alamos.dashboard.security`); ``loopback_only``: refuse requests
     whose ``Host`` is not a loopback name (DNS rebinding).  ``budgets``: the
     budget map of the analysis page (``None``: each span name is its own
-    budget).  ``refresh_seconds``: the period of the pages' auto-refresh.
+    budget).  ``rules``: the recording rules whose series the analysis page
+    shows (``rules_file``: where they came from, shown with them).
+    ``budget_frames``: the frame budgets cover at most this many frames, the
+    window's newest (``?frames=all`` on the page: all of them).
+    ``refresh_seconds``: the period of the pages' auto-refresh.
     """
     database = Database(db)
     env = jinja2.Environment(
@@ -124,13 +144,15 @@ def create_app(
         lstrip_blocks=True,
     )
     env.filters.update(ms=_ms, when=_when, pct=_pct, rate=_rate, spark=_spark)
-    env.globals.update(url=_url, layer_url=_layer_url, refresh_seconds=refresh_seconds)
+    env.globals.update(url=_url, layer_url=_layer_url, num=_num, refresh_seconds=refresh_seconds)
     templates = Jinja2Templates(env=env)
 
     def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
         return templates.TemplateResponse(request, name, context, status_code=status)
 
-    pages = Pages(database, db, render, budgets)
+    if budget_frames < 1:
+        raise ValueError(f"budget_frames must be at least 1, not {budget_frames}")
+    pages = Pages(database, db, render, budgets, rules, rules_file, budget_frames)
 
     def error_page(request: Request, title: str, message: str, status: int) -> Response:
         context = {"page": "error", "title": title, "message": message, "database": database.shown}
@@ -138,6 +160,9 @@ def create_app(
 
     async def on_query_error(request: Request, exc: Exception) -> Response:
         return error_page(request, "The database cannot be read", str(exc), 503)
+
+    async def on_retention_error(request: Request, exc: Exception) -> Response:
+        return error_page(request, "The hold could not be changed", str(exc), 503)
 
     async def on_bad_value(request: Request, exc: Exception) -> Response:
         return error_page(request, "Bad request", str(exc), 400)
@@ -159,6 +184,7 @@ def create_app(
         Route("/", pages.tree, name="tree"),
         Route("/layer/{path:path}", pages.layer, name="layer"),
         Route("/trace/{trace_id}", pages.trace, name="trace"),
+        Route("/trace/{trace_id}/hold", pages.hold, methods=["POST"], name="hold"),
         Route("/search", pages.search, name="search"),
         Route("/analysis", pages.analysis, name="analysis"),
         Route("/sessions", pages.sessions, name="sessions"),
@@ -169,6 +195,7 @@ def create_app(
         routes=routes,
         exception_handlers={
             TraceQueryError: on_query_error,
+            RetentionError: on_retention_error,
             ValueError: on_bad_value,
             404: on_not_found,
             Exception: on_error,

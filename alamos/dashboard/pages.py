@@ -2,7 +2,8 @@
 one connection and renders its template.
 
 Handlers are plain functions: Starlette runs them in its thread pool, so a
-slow query never blocks the event loop.  Every failure to read the
+slow query never blocks the event loop (the hold form's handler is async,
+to read the body, and runs its write in the thread pool).  Every failure to read the
 database is a :class:`~alamos.core.errors.TraceQueryError` and every bad
 parameter a :class:`ValueError`; :mod:`alamos.dashboard.app` turns both
 into pages.
@@ -14,14 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 import attrs
-from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from alamos.core.level import LOG_LEVELS
+from alamos.dashboard import analysis, queries, search
 from alamos.dashboard import metrics as metric_queries
-from alamos.dashboard import queries, search
 from alamos.dashboard.db import WINDOWS, Database, Filters, Window, parse_filters, parse_window
+from alamos.dashboard.hold import DURATIONS, apply, hold_of, parse_form
 from alamos.dashboard.rollup import STATS_FROM_S
 from alamos.dashboard.waterfall import build_waterfall
 from alamos.report.query import (
@@ -31,10 +33,12 @@ from alamos.report.query import (
     load_trace,
     valid_trace_id,
 )
-from alamos.report.sql.schema import spans
+from alamos.rules import RuleSet
 
 __all__ = ["Pages"]
 
+#: The frames chart of the analysis page shows at most this many (the newest).
+CHART_FRAMES = 2000
 #: A trace with more spans than this is cut on the trace page (and says so).
 MAX_WATERFALL_SPANS = 5000
 
@@ -48,6 +52,10 @@ class Pages:
     render: Callable[..., Response]
     """``render(request, template, context, status=200)``"""
     budgets: BudgetMap | None = None
+    rules: RuleSet | None = None
+    rules_file: str | None = None
+    """The ``--rules`` file's name, to show."""
+    budget_frames: int = analysis.MAX_BUDGET_FRAMES
 
     def _common(self, request: Request, page: str) -> dict[str, Any]:
         params = request.query_params
@@ -136,15 +144,34 @@ class Pages:
         ctx = self._common(request, "trace")
         if not valid_trace_id(trace_id):
             return self._unknown_trace(request, ctx, trace_id, "is not a trace id")
-        with self.db.connect():  # the same clear errors as every page
-            pass
+        with self.db.connect() as conn:  # the same clear errors as every page
+            held = hold_of(conn, trace_id)
         found, logs = load_trace(self.db_url, trace_id)
         if not found:
             return self._unknown_trace(request, ctx, trace_id, "is not in this database")
         cut = len(found) > MAX_WATERFALL_SPANS
         waterfall = build_waterfall(found[:MAX_WATERFALL_SPANS], logs)
-        ctx.update(trace_id=trace_id, wf=waterfall, cut=cut, total=len(found), hold=None)
+        ctx.update(
+            trace_id=trace_id,
+            wf=waterfall,
+            cut=cut,
+            total=len(found),
+            hold=held,
+            hold_active=held is not None and held.active(),
+            hold_durations=[d for d in DURATIONS if d],
+        )
         return self.render(request, "trace.html", ctx)
+
+    async def hold(self, request: Request) -> Response:
+        """``POST /trace/<id>/hold``: see :mod:`alamos.dashboard.hold`.  The
+        Guard has checked the origin (and the token) before this runs."""
+        trace_id = request.path_params["trace_id"]
+        if not valid_trace_id(trace_id):
+            ctx = self._common(request, "trace")
+            return self._unknown_trace(request, ctx, trace_id, "is not a trace id")
+        form = parse_form(await request.body())
+        await run_in_threadpool(apply, self.db_url, trace_id, form)
+        return RedirectResponse(f"/trace/{trace_id}", status_code=303)
 
     def _unknown_trace(
         self, request: Request, ctx: dict[str, Any], trace_id: str, why: str
@@ -170,36 +197,37 @@ class Pages:
     def analysis(self, request: Request) -> Response:
         ctx = self._common(request, "analysis")
         window: Window = ctx["window"]
-        s = spans.c
+        params = request.query_params
+        path = (params.get("path") or "").strip()
+        by = params.get("by") or "name"
+        if by not in ("name", "path"):
+            raise ValueError(f"unknown grouping {by!r}: use by=name or by=path")
+        every = params.get("frames") == "all"
         with self.db.connect() as conn:
-            n = func.count().label("n")
-            frames = [
-                r.name
-                for r in conn.execute(
-                    select(s.name, n)
-                    .where(
-                        s.parent_span_id.is_(None),
-                        s.start_ns >= window.start_ns,
-                        s.start_ns < window.end_ns,
-                    )
-                    .group_by(s.name)
-                    .order_by(n.desc(), s.name)
-                    .limit(30)
-                )
-            ]
-        frame = request.query_params.get("frame") or (frames[0] if frames else "")
+            frames = analysis.frame_names(conn, window)
+            frame = params.get("frame") or (frames[0] if frames else "")
+            limit = None if every else self.budget_frames
+            scope = analysis.budget_scope(conn, frame, window, limit) if frame else None
+            stats = analysis.statistics(conn, self.db_url, window, path or None, by)
+            spikes = analysis.stored_spikes(conn, window)
+            rules = None if self.rules is None else analysis.rule_views(conn, self.rules, window)
+            paths = analysis.layer_paths(conn)
         report = chart = None
-        if frame:
+        if frame and scope is not None:
             report = budget_report(
                 self.db_url,
                 frame,
                 self.budgets,
-                since_ns=window.start_ns,
+                since_ns=scope.since_ns,
                 until_ns=window.end_ns,
                 top=5,
             )
             rows = frames_of(
-                self.db_url, frame, since_ns=window.start_ns, until_ns=window.end_ns, limit=2000
+                self.db_url,
+                frame,
+                since_ns=scope.since_ns,
+                until_ns=window.end_ns,
+                limit=CHART_FRAMES,
             )
             chart = {
                 "title": f"Frames: {frame}",
@@ -209,7 +237,20 @@ class Pages:
                 "points": True,
             }
         ctx.update(
-            frames=frames, frame=frame, report=report, frames_chart=chart, budgets=self.budgets
+            frames=frames,
+            frame=frame,
+            scope=scope,
+            report=report,
+            frames_chart=chart,
+            budgets=self.budgets,
+            stats=stats,
+            by=by,
+            path=path,
+            paths=paths,
+            spikes=spikes,
+            rules=rules,
+            rules_file=self.rules_file,
+            max_spikes=analysis.MAX_SPIKES,
         )
         return self.render(request, "analysis.html", ctx)
 

@@ -11,6 +11,15 @@ secrets.  So it listens on loopback by default, and
 * on loopback, the ``Host`` header must name a loopback host too: a web page
   in the user's browser could otherwise reach the dashboard through DNS
   rebinding (a name of the attacker's that resolves to 127.0.0.1);
+* a request that can change something (any method but GET, HEAD and
+  OPTIONS: the trace page's hold form) must come from the dashboard's own
+  pages: its ``Origin`` header (else its ``Referer``) must name the very
+  host the request was sent to (``Host``), or the answer is 403.  A form on
+  another site open in the same browser would otherwise be able to post it
+  (cross-site request forgery); the browser always sends ``Origin`` with a
+  POST, and the pages' ``Referrer-Policy: same-origin`` keeps it (with
+  ``no-referrer`` a browser sends ``Origin: null``) while still sending no
+  address to other sites;
 * every response carries a strict Content-Security-Policy (scripts and
   styles only from the dashboard itself, no inline script, no frames, no
   outside connections), so text from the database that slipped past the
@@ -24,9 +33,9 @@ import ipaddress
 from collections.abc import Awaitable, Callable, MutableMapping
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["CSP", "TOKEN_COOKIE", "Guard", "is_loopback"]
+__all__ = ["CSP", "SAFE_METHODS", "TOKEN_COOKIE", "Guard", "is_loopback", "same_origin"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,11 +49,15 @@ CSP = (
     "frame-ancestors 'none'"
 )
 TOKEN_COOKIE = "alamos_dashboard_token"
+#: Methods that change nothing: no origin check.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin, not no-referrer: with no-referrer the browser sends
+    # "Origin: null" with the hold form's POST, which the origin check refuses.
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
     (b"cache-control", b"no-store"),
 ]
@@ -67,9 +80,28 @@ def _host_of(header: str) -> str:
     return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
 
 
+def same_origin(headers: dict[str, str]) -> bool:
+    """True if the request's ``Origin`` (else its ``Referer``) is an
+    http(s) address of the host named by its ``Host`` header.  The scheme is
+    not compared: behind a TLS proxy the page is https, the request to the
+    dashboard http."""
+    host = headers.get("host", "").strip().lower()
+    source = headers.get("origin")
+    if source is None:
+        source = headers.get("referer")
+    if not host or not source or source.strip() == "null":
+        return False
+    try:
+        parts = urlsplit(source.strip())
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == host
+
+
 class Guard:
     """ASGI middleware: the token (if any), the Host check (on loopback), the
-    security headers on every response."""
+    origin check of requests that change something, the security headers on
+    every response."""
 
     def __init__(self, app: ASGIApp, token: str | None, loopback_only: bool) -> None:
         self.app = app
@@ -106,6 +138,16 @@ class Guard:
                 )
                 return
 
+        if scope.get("method", "GET") not in SAFE_METHODS and not same_origin(headers):
+            await _plain(
+                send,
+                403,
+                "Forbidden: a request that changes something must come from the dashboard's "
+                "own pages (its Origin or Referer header must name this host). A script "
+                f"can send 'Origin: http://{_printable(headers.get('host', ''))}'.",
+            )
+            return
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *_HEADERS]
@@ -128,6 +170,10 @@ class Guard:
             return False
         held = cookie.get(TOKEN_COOKIE)
         return held is not None and self._ok(held.value)
+
+
+def _printable(text: str) -> str:
+    return "".join(c for c in text[:200] if c.isprintable())
 
 
 async def _plain(send: Send, status: int, text: str) -> None:

