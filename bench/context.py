@@ -115,6 +115,10 @@ def quiet_root(
         "report_interval": QUIET_SECONDS,
         "max_queue": 4_000_000,
         "spool_dir": ctx.path(f"spool-{key}"),
+        # No live statistics: their window check wakes the worker every few
+        # seconds, and it would drain the queue during the timed loops (the
+        # memory case caught it).  The e2e cases turn them on explicitly.
+        "stats_interval": None,
     }
     options.update(kwargs)
     root = alamos.new(key, **options)
