@@ -240,10 +240,16 @@ def test_sqlite_locked_is_transient(sqlite_url: str) -> None:
 
 def test_sqlite_full_is_transient(sqlite_url: str) -> None:
     # SQLite's own "database or disk is full", with max_page_count as the disk:
-    # room for the empty schema (a page per table and index: 40 pages since
-    # schema 3's ix_alamos_metrics_name_ts) and one more, not for the batch.
+    # room for the schema holding one span (measured on a scratch file, so a
+    # new table or index does not move it) and one page more, not for the batch.
+    scratch = SQLExporter(sqlite_url + "-scratch.db")
+    scratch.export([span(0)])
+    with scratch.engine.connect() as conn:
+        used = int(conn.exec_driver_sql("PRAGMA page_count").scalar() or 0)
+    scratch.close()
+    assert used > 30  # a page per table and index at least
     exp = SQLExporter(sqlite_url)
-    pages = [41]
+    pages = [used + 1]
 
     @event.listens_for(exp.engine, "connect")
     def _small_disk(dbapi_conn: Any, record: Any) -> None:
