@@ -24,7 +24,7 @@ import attrs
 
 from alamos.core.level import Level, parse_level
 
-__all__ = ["KINDS", "Duration", "Policy", "parse_duration"]
+__all__ = ["KINDS", "Duration", "Nanoseconds", "Policy", "parse_duration"]
 
 #: What a duration may be given as.
 Duration = str | timedelta | int | float
@@ -39,11 +39,23 @@ _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _MAX_NS = 100 * 365 * 86400 * 10**9
 
 
+class Nanoseconds(int):
+    """A duration already converted to nanoseconds: what a :class:`Policy`
+    stores.  Converting it again keeps it as it is, so that
+    ``attrs.evolve(policy, ...)``, which runs every converter again on the
+    stored values, does not read nanoseconds as seconds."""
+
+    __slots__ = ()
+
+
 def parse_duration(value: Duration, what: str = "duration") -> int:
-    """``value`` as a whole number of nanoseconds, at least 0.
+    """``value`` as a whole number of nanoseconds, at least 0 (a
+    :class:`Nanoseconds`, which passes through unchanged).
 
     Raises :class:`ValueError` naming ``what`` and the accepted forms.
     """
+    if isinstance(value, Nanoseconds):
+        return value
     if isinstance(value, bool):
         raise ValueError(f"invalid {what} {value!r}: expected e.g. '7d', a timedelta or seconds")
     if isinstance(value, timedelta):
@@ -62,7 +74,7 @@ def parse_duration(value: Duration, what: str = "duration") -> int:
         raise TypeError(f"{what} must be a str like '7d', a timedelta or seconds, not {value!r}")
     if not seconds >= 0:  # also NaN
         raise ValueError(f"invalid {what} {value!r}: a duration cannot be negative")
-    return min(int(seconds * 1e9), _MAX_NS)
+    return Nanoseconds(min(int(seconds * 1e9), _MAX_NS))
 
 
 def _ns(value: Duration | None, what: str) -> int | None:
