@@ -15,7 +15,7 @@ from sqlalchemy import Connection, and_, or_, select
 
 from alamos.core.level import LOG_LEVELS
 from alamos.core.records import LogRecord
-from alamos.report.query.traces import _columns, _log
+from alamos.report.query.decode import read_log, text_columns
 from alamos.report.sql.reading import run_read as _run
 from alamos.report.sql.schema import logs as logs_table
 
@@ -76,14 +76,14 @@ def find_logs(
         conds.append(c.ts_ns >= since_ns)
 
     def work(conn: Connection) -> list[LogRecord]:
-        stmt = select(*_columns(logs_table))
+        stmt = select(*text_columns(logs_table))
         if conds:
             stmt = stmt.where(and_(*conds))  # type: ignore[arg-type]
         if limit is None:
             rows = conn.execute(stmt.order_by(c.ts_ns, c.id))
-            return [_log(r) for r in rows]
+            return [read_log(r) for r in rows]
         newest = conn.execute(stmt.order_by(c.ts_ns.desc(), c.id.desc()).limit(limit))
-        return [_log(r) for r in reversed(list(newest))]
+        return [read_log(r) for r in reversed(list(newest))]
 
     return _run(url, work)
 

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, Text, and_, cast, func, or_, select
 
 from alamos.core.records import MetricRecord
-from alamos.report.query.traces import _columns, _json, _level
+from alamos.report.query.decode import decode_json, decode_level, text_columns
 from alamos.report.sql.reading import run_read as _run
 from alamos.report.sql.schema import metrics as metrics_table
 
@@ -25,14 +25,14 @@ __all__ = ["latest_metrics"]
 
 
 def _labels(value: object) -> Mapping[str, str]:
-    value = _json(value)
+    value = decode_json(value)
     if not isinstance(value, dict):
         return MappingProxyType({})
     return MappingProxyType({str(k): str(v) for k, v in value.items()})
 
 
 def _buckets(value: object) -> Mapping[str, float] | None:
-    value = _json(value)
+    value = decode_json(value)
     if not isinstance(value, dict):
         return None
     return MappingProxyType(
@@ -55,7 +55,7 @@ def _record(row: Any) -> MetricRecord:
         _buckets(m["buckets"]),
         m["service"],
         m["node"],
-        _level(m["level"]),
+        decode_level(m["level"]),
     )
 
 
@@ -81,7 +81,7 @@ def latest_metrics(
         )
         .label("rank")
     )
-    ranked = select(*_columns(metrics_table), labels_text.label("labels_text"), rank)
+    ranked = select(*text_columns(metrics_table), labels_text.label("labels_text"), rank)
     if conds:
         ranked = ranked.where(and_(*conds))
     sub = ranked.subquery()

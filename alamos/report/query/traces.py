@@ -15,29 +15,24 @@ which come from the clocks of different machines: see
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import TypeVar
 
 import attrs
 from sqlalchemy import (
     Connection,
-    Table,
-    Text,
     and_,
     case,
-    cast,
     exists,
     func,
     or_,
     select,
 )
 
-from alamos.core.level import Level, parse_level
-from alamos.core.records import EventRecord, LogRecord, SpanRecord
+from alamos.core.records import LogRecord, SpanRecord
+from alamos.report.query.decode import read_log, read_span, text_columns
 from alamos.report.sql.reading import run_read as _run
-from alamos.report.sql.schema import JSONType, field_of
 from alamos.report.sql.schema import logs as logs_table
 from alamos.report.sql.schema import spans as spans_table
 
@@ -52,80 +47,6 @@ _TRACE_ID_RE = re.compile(r"[0-9a-f]{32}")
 def valid_trace_id(trace_id: str) -> bool:
     """True if ``trace_id`` is 32 lower-case hex digits, as alamos stores them."""
     return isinstance(trace_id, str) and _TRACE_ID_RE.fullmatch(trace_id) is not None
-
-
-def _columns(table: Table) -> list[Any]:
-    """The columns of ``table``, JSON ones read as text.
-
-    Decoding is then ours (:func:`_json`) and lenient: one corrupt JSON value
-    in a shared table must not make a whole trace unreadable.
-    """
-    return [cast(c, Text).label(c.name) if c.type is JSONType else c for c in table.columns]
-
-
-def _json(value: object) -> object:
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None
-
-
-def _level(value: object) -> Level:
-    try:
-        return parse_level(value)  # type: ignore[arg-type]
-    except ValueError:
-        return Level.PROD  # unknown text in a shared table: show it, don't fail
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    value = _json(value)
-    return value if isinstance(value, dict) else {}
-
-
-def _events(value: object) -> tuple[EventRecord, ...]:
-    value = _json(value)
-    if not isinstance(value, list):
-        return ()
-    out = []
-    for e in value:
-        if isinstance(e, dict):
-            ts = e.get("ts_ns")
-            out.append(
-                EventRecord(
-                    str(e.get("name", "")),
-                    ts if isinstance(ts, int) else 0,
-                    _mapping(e.get("attributes")),
-                )
-            )
-    return tuple(out)
-
-
-#: How a column's value becomes the field it stores, by the field's type.
-_READERS: dict[str, Callable[[object], Any]] = {
-    "Level": _level,
-    "Mapping[str, AttrValue]": _mapping,
-    "tuple[EventRecord, ...]": _events,
-}
-
-
-def _reader(cls: type[R], table: Table) -> Callable[[Any], R]:
-    """``row -> record`` for the rows of ``table``: each field of ``cls`` from
-    the column that stores it (:func:`~alamos.report.sql.schema.field_of`)."""
-    column = {field_of(c): c.name for c in table.columns}
-    fields: tuple[attrs.Attribute[Any], ...] = attrs.fields(cls)  # type: ignore[arg-type]
-    plan = [(column[f.name], _READERS.get(str(f.type))) for f in fields]
-
-    def read(row: Any) -> R:
-        values = row._mapping
-        return cls(*[values[c] if conv is None else conv(values[c]) for c, conv in plan])
-
-    return read
-
-
-_span = _reader(SpanRecord, spans_table)
-_log = _reader(LogRecord, logs_table)
 
 
 def load_trace(url: str, trace_id: str) -> tuple[list[SpanRecord], list[LogRecord]]:
@@ -143,15 +64,17 @@ def load_trace(url: str, trace_id: str) -> tuple[list[SpanRecord], list[LogRecor
     def work(conn: Connection) -> tuple[list[SpanRecord], list[LogRecord]]:
         s, lg = spans_table.c, logs_table.c
         span_rows = conn.execute(
-            select(*_columns(spans_table))
+            select(*text_columns(spans_table))
             .where(s.trace_id == trace_id)
             .order_by(s.start_ns, s.span_id)
         )
-        found = [_span(r) for r in span_rows]
+        found = [read_span(r) for r in span_rows]
         log_rows = conn.execute(
-            select(*_columns(logs_table)).where(lg.trace_id == trace_id).order_by(lg.ts_ns, lg.id)
+            select(*text_columns(logs_table))
+            .where(lg.trace_id == trace_id)
+            .order_by(lg.ts_ns, lg.id)
         )
-        return found, [_log(r) for r in log_rows]
+        return found, [read_log(r) for r in log_rows]
 
     return _run(url, work)
 
@@ -266,13 +189,13 @@ def _roots(conn: Connection, ids: Sequence[str]) -> dict[str, SpanRecord]:
         ~exists().where(parent.c.span_id == s.parent_span_id, parent.c.trace_id == s.trace_id),
     )
     rows = conn.execute(
-        select(*_columns(spans_table))
+        select(*text_columns(spans_table))
         .where(s.trace_id.in_(ids), no_parent)
         .order_by(s.trace_id, s.start_ns, s.span_id)
     )
     best: dict[str, SpanRecord] = {}
     for row in rows:
-        span = _span(row)
+        span = read_span(row)
         held = best.get(span.trace_id)
         if held is None or (held.parent_id is not None and span.parent_id is None):
             best[span.trace_id] = span
