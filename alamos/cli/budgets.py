@@ -20,7 +20,7 @@ import click
 
 from alamos.cli import main
 from alamos.cli.database import db_option
-from alamos.cli.traces import _unreadable, _when, clean, since_ns
+from alamos.cli.traces import clean, since_ns, unreadable, when_text
 from alamos.report.query import (
     DEFAULT_SPIKE_FACTOR,
     DEFAULT_SPIKE_WINDOW,
@@ -107,7 +107,7 @@ def _print(report: BudgetReport, spikes: list[FrameRow], factor: float, window: 
             top.add_row(
                 str(rank),
                 Text(clean(o.trace_id, 40)),
-                _when(o.start_ns),
+                when_text(o.start_ns),
                 _ms(o.frame_ns),
                 _ms(o.duration_ns),
                 f"{o.count:,}",
@@ -123,7 +123,7 @@ def _print(report: BudgetReport, spikes: list[FrameRow], factor: float, window: 
             mean = s.previous_mean_ns
             table.add_row(
                 Text(clean(s.trace_id, 40)),
-                _when(s.start_ns),
+                when_text(s.start_ns),
                 _ms(s.duration_ns),
                 _ms(mean),
                 f"{s.duration_ns / mean:.2f}x" if mean else "-",
@@ -217,7 +217,7 @@ def budgets(
             limit=top,
         )
     except TraceQueryError as exc:
-        raise _unreadable(exc) from None
+        raise unreadable(exc) from None
     if as_json:
         click.echo(_to_json(report, spikes, spike_factor, spike_window))
         return

@@ -18,7 +18,7 @@ import click
 
 from alamos.cli import main
 from alamos.cli.database import db_option
-from alamos.cli.traces import _unreadable, _when, clean, since_ns
+from alamos.cli.traces import clean, since_ns, unreadable, when_text
 from alamos.core.records import LogRecord, MetricRecord
 from alamos.report.query import TraceQueryError, valid_trace_id
 from alamos.report.query.logs import LogQuery, find_logs, log_level_at_least, new_logs
@@ -33,7 +33,7 @@ LATE = 120 * 1_000_000_000
 
 def _log_line(r: LogRecord) -> str:
     parts = [
-        _when(r.ts_ns),
+        when_text(r.ts_ns),
         clean(r.level, 12).ljust(8),
         clean(r.path, 200),
         clean(r.message),
@@ -92,7 +92,7 @@ def logs(
     try:
         found = find_logs(db, query, since_ns=start, limit=limit)
     except TraceQueryError as exc:
-        raise _unreadable(exc) from None
+        raise unreadable(exc) from None
     for r in found:
         click.echo(_log_line(r))
     if not follow:
@@ -114,7 +114,7 @@ def _follow(
             try:
                 found = find_logs(db, query, since_ns=floor, limit=None)
             except TraceQueryError as exc:
-                raise _unreadable(exc) from None
+                raise unreadable(exc) from None
             for r in new_logs(found, seen):
                 click.echo(_log_line(r))
                 newest = max(newest, r.ts_ns)
@@ -150,7 +150,7 @@ def _metric_line(m: MetricRecord) -> str:
             clean(m.kind, 20),
             value,
             f"[{clean(m.service, 100)}@{clean(m.node, 100)}]",
-            _when(m.ts_ns),
+            when_text(m.ts_ns),
         ]
     )
 
@@ -166,7 +166,7 @@ def metrics(db: str, path: str | None, name: str | None) -> None:
     try:
         found = latest_metrics(db, path=path, name=name)
     except TraceQueryError as exc:
-        raise _unreadable(exc) from None
+        raise unreadable(exc) from None
     for m in found:
         click.echo(_metric_line(m))
     if not found:

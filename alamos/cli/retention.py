@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from alamos.cli import main
-from alamos.cli.traces import _when, clean, db_option
+from alamos.cli.traces import clean, db_option, when_text
 from alamos.core.level import parse_level
 from alamos.report.query import valid_trace_id
 from alamos.retention import (
@@ -299,7 +299,7 @@ def hold_command(trace_id: str, db: str, reason: str, until: str | None) -> None
         h = hold(db, tid, reason=reason, until_ns=until_ns, now_ns=now)
     except RetentionError as exc:
         raise click.ClickException(clean(str(exc), 2000)) from None
-    end = "until it is removed" if h.until_ns is None else f"until {_when(h.until_ns)}"
+    end = "until it is removed" if h.until_ns is None else f"until {when_text(h.until_ns)}"
     click.echo(f"held {tid} {end}")
 
 
@@ -333,11 +333,11 @@ def holds_command(db: str) -> None:
         return
     now = time.time_ns()
     for h in found:
-        until = "-" if h.until_ns is None else _when(h.until_ns)
+        until = "-" if h.until_ns is None else when_text(h.until_ns)
         state = "active" if h.active(now) else "expired"
         click.echo(
             "  ".join(
-                [clean(h.trace_id, 40), state, f"since {_when(h.created_ns)}", f"until {until}"]
+                [clean(h.trace_id, 40), state, f"since {when_text(h.created_ns)}", f"until {until}"]
                 + ([clean(h.reason, 300)] if h.reason else [])
             )
         )

@@ -33,7 +33,16 @@ from alamos.report.query import (
     valid_trace_id,
 )
 
-__all__ = ["clean", "db_option", "parse_since", "trace", "traces"]
+__all__ = [
+    "clean",
+    "db_option",
+    "parse_since",
+    "since_ns",
+    "trace",
+    "traces",
+    "unreadable",
+    "when_text",
+]
 
 #: Longest text shown for one field (a name, a message...); the rest is cut.
 MAX_FIELD = 500
@@ -92,7 +101,7 @@ def _ms(ns: int) -> str:
     return f"{ns / 1e6:.3f} ms"
 
 
-def _when(ns: int) -> str:
+def when_text(ns: int) -> str:
     dt = datetime.fromtimestamp(ns / 1e9, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
@@ -126,7 +135,7 @@ def _span_line(node: TraceNode, depth: int) -> str:
 def _log_line(log: LogRecord, depth: int, since: int | None) -> str:
     # Relative to the span's start: both times come from the same process
     # clock, so the offset is meaningful even when nodes' clocks disagree.
-    when = f"+{_ms(log.ts_ns - since)}" if since is not None else _when(log.ts_ns)
+    when = f"+{_ms(log.ts_ns - since)}" if since is not None else when_text(log.ts_ns)
     return "  ".join(
         [
             "  " * depth + "| " + clean(log.level, 12).ljust(8),
@@ -140,7 +149,7 @@ def _fail(message: str) -> click.ClickException:
     return click.ClickException(clean(message, 2000))
 
 
-def _unreadable(exc: TraceQueryError) -> click.ClickException:
+def unreadable(exc: TraceQueryError) -> click.ClickException:
     """A database that cannot be read: why, and how to point at another one
     (one line each, each line cleaned)."""
     lines = db_problem(str(exc)).split("\n")
@@ -191,7 +200,7 @@ def trace(trace_id: str, db: str, verbose: bool) -> None:
     try:
         spans, logs = load_trace(db, tid)
     except TraceQueryError as exc:
-        raise _unreadable(exc) from None
+        raise unreadable(exc) from None
     if not spans and not logs:
         raise _fail(f"no trace {tid} in {_shown(db)}")
     services = sorted({s.service for s in spans})
@@ -227,7 +236,7 @@ def traces(db: str, path: str | None, since: str | None, errors: bool, limit: in
             db, path=path, since_ns=since_ns(since), errors_only=errors, limit=limit
         )
     except TraceQueryError as exc:
-        raise _unreadable(exc) from None
+        raise unreadable(exc) from None
     for t in found:
         click.echo(_summary_line(t))
     if not found:
@@ -244,7 +253,7 @@ def _summary_line(t: TraceSummary) -> str:
     return "  ".join(
         [
             clean(t.trace_id, 40),
-            _when(t.start_ns),
+            when_text(t.start_ns),
             root,
             f"services={','.join(clean(x, 100) for x in t.services)}",
             f"spans={t.span_count}",
