@@ -15,10 +15,11 @@ from pathlib import Path
 
 import click
 
+from alamos.experiment.config import ENV_DB
+
 __all__ = ["DEFAULT_DB", "ENV_DB", "db_option", "db_problem", "to_url"]
 
 DEFAULT_DB = "sqlite:///alamos.db"
-ENV_DB = "ALAMOS_DB"
 
 #: A URL starts with a scheme and "://" (RFC 3986 scheme characters).
 _URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")

@@ -10,12 +10,10 @@ from typing import TYPE_CHECKING
 import click
 
 from alamos.cli import main
-from alamos.cli.database import to_url
+from alamos.cli.database import DEFAULT_DB, ENV_DB, to_url
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-DEFAULT_DB = "sqlite:///alamos.db"
 
 
 def _ms(ns: object) -> str:
@@ -59,7 +57,7 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
             f"the demo needs its extra ({exc.name or exc}): pip install 'alamos[demo]'"
         ) from None
 
-    url = to_url(db or os.environ.get("ALAMOS_DB") or DEFAULT_DB)
+    url = to_url(db or os.environ.get(ENV_DB) or DEFAULT_DB)
     console = Console()
     since = time.time_ns()
     try:
