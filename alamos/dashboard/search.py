@@ -16,10 +16,11 @@ import re
 from typing import Any
 
 import attrs
-from sqlalchemy import Connection, Text, and_, case, cast, func, literal_column, or_, select
+from sqlalchemy import Connection, Text, and_, case, cast, func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from alamos.dashboard.db import Window
+from alamos.report.sql.reading import in_subtree
 from alamos.report.sql.schema import logs, spans
 
 __all__ = [
@@ -131,7 +132,7 @@ def _conditions(conn: Connection, q: SearchQuery, window: Window) -> list[Column
         s.start_ns < window.end_ns,
     ]
     if q.path:
-        conds.append(or_(s.path == q.path, s.path.startswith(q.path + ".", autoescape=True)))
+        conds.append(in_subtree(s.path, q.path))
     if q.name:
         conds.append(s.name.contains(q.name, autoescape=True))
     if q.status:

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import attrs
-from sqlalchemy import Connection, Text, and_, cast, func, select
+from sqlalchemy import Connection, Text, and_, cast, select
 
 from alamos.core.level import Level, parse_level
 from alamos.core.records import SpanStatsRecord
-from alamos.report.sql.reading import run_read
+from alamos.report.sql.reading import in_subtree, run_read
 from alamos.report.sql.schema import span_stats
 from alamos.stats.merging import SpanStats, group_by
 
@@ -44,13 +44,6 @@ def _attributes(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _subtree(path: str) -> Any:
-    c = span_stats.c
-    prefix = path + "."
-    # substr, not LIKE: a key may hold "_", LIKE's one-character wildcard.
-    return (c.path == path) | (func.substr(c.path, 1, len(prefix)) == prefix)
-
-
 def read_stats(
     url: str,
     *,
@@ -69,7 +62,7 @@ def read_stats(
     c = span_stats.c
     conds = []
     if path is not None:
-        conds.append(_subtree(path))
+        conds.append(in_subtree(span_stats.c.path, path))
     if name is not None:
         conds.append(c.name == name)
     if since_ns is not None:

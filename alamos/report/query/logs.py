@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import attrs
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, select
 
 from alamos.core.level import LOG_LEVELS
 from alamos.core.records import LogRecord
 from alamos.report.query.decode import read_log, text_columns
+from alamos.report.sql.reading import in_subtree
 from alamos.report.sql.reading import run_read as _run
 from alamos.report.sql.schema import logs as logs_table
 
@@ -50,9 +51,7 @@ class LogQuery:
         c = logs_table.c
         out: list[object] = []
         if self.path is not None:
-            out.append(
-                or_(c.path == self.path, c.path.startswith(self.path + ".", autoescape=True))
-            )
+            out.append(in_subtree(c.path, self.path))
         if self.min_level is not None:
             out.append(c.level.in_(log_level_at_least(self.min_level)))
         if self.trace_id is not None:

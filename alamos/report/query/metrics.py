@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, Text, and_, cast, func, or_, select
+from sqlalchemy import Connection, Text, and_, cast, func, select
 
 from alamos.core.records import MetricRecord
 from alamos.report.query.decode import decode_json, decode_level, text_columns
+from alamos.report.sql.reading import in_subtree
 from alamos.report.sql.reading import run_read as _run
 from alamos.report.sql.schema import metrics as metrics_table
 
@@ -69,7 +70,7 @@ def latest_metrics(
     c = metrics_table.c
     conds: list[Any] = []
     if path is not None:
-        conds.append(or_(c.path == path, c.path.startswith(path + ".", autoescape=True)))
+        conds.append(in_subtree(c.path, path))
     if name is not None:
         conds.append(c.name == name)
     labels_text = cast(c.labels, Text)

@@ -32,6 +32,7 @@ from sqlalchemy import (
 
 from alamos.core.records import LogRecord, SpanRecord
 from alamos.report.query.decode import read_log, read_span, text_columns
+from alamos.report.sql.reading import in_subtree
 from alamos.report.sql.reading import run_read as _run
 from alamos.report.sql.schema import logs as logs_table
 from alamos.report.sql.schema import spans as spans_table
@@ -134,7 +135,7 @@ def recent_traces(
     def work(conn: Connection) -> list[TraceSummary]:
         conds = []
         if path is not None:
-            conds.append(or_(s.path == path, s.path.startswith(path + ".", autoescape=True)))
+            conds.append(in_subtree(s.path, path))
         if since_ns is not None:
             conds.append(s.start_ns >= since_ns)
         errors = func.sum(case((s.status == "error", 1), else_=0))

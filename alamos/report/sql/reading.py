@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, inspect
+from sqlalchemy import ColumnElement, Connection, Engine, create_engine, inspect, or_
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -20,7 +20,7 @@ from alamos.core.errors import TraceQueryError
 from alamos.report.sql.exporter import normalize_url
 from alamos.report.sql.schema import spans
 
-__all__ = ["read_engine", "run_read"]
+__all__ = ["in_subtree", "read_engine", "run_read"]
 
 T = TypeVar("T")
 
@@ -74,3 +74,14 @@ def run_read(url: str, work: Callable[[Connection], T], *, table: str = spans.na
         raise TraceQueryError(f"cannot read {shown}: {reason}") from exc
     finally:
         engine.dispose()
+
+
+def in_subtree(column: Any, path: str) -> ColumnElement[bool]:
+    """``column`` (an experiment path) is ``path`` or a path below it.
+
+    ``startswith`` escapes ``%`` and ``_`` (a key may hold either), so
+    ``a_b`` never matches ``axb.c``."""
+    condition: ColumnElement[bool] = or_(
+        column == path, column.startswith(path + ".", autoescape=True)
+    )
+    return condition
