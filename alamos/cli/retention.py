@@ -57,21 +57,21 @@ _FATE_TEXT = {
 _LEVELS = ("bench", "debug", "prod")
 
 
-def _duration(text: str, hint: str) -> str:
-    """``text``, checked as a duration (``7d``), or a usage error."""
+def _duration(text: str, hint: str) -> int:
+    """``text`` as a duration in ns (``7d``; a Policy keeps it as it is), or
+    a usage error."""
     try:
-        parse_duration(text, hint)
-    except (ValueError, TypeError) as exc:
+        return parse_duration(text, hint)
+    except ValueError as exc:
         raise click.BadParameter(clean(str(exc), 300), param_hint=hint) from None
-    return text
 
 
 def _policy(ttls: tuple[str, ...], keep_last: int, keep_errors: str | None, slowest: int) -> Policy:
     """The policy of the options; ``--ttl`` is ``7d`` (every kind) or
     ``KIND=7d`` (a kind of :data:`KINDS`, or a span level)."""
-    default: str | None = None
-    kinds: dict[str, str] = {}
-    levels: dict[str, str] = {}
+    default: int | None = None
+    kinds: dict[str, int] = {}
+    levels: dict[str, int] = {}
     for item in ttls:
         key, sep, value = item.partition("=")
         if not sep:
@@ -293,7 +293,7 @@ def hold_command(trace_id: str, db: str, reason: str, until: str | None) -> None
     """Keep a trace: garbage collection never deletes it while the hold lasts."""
     tid = _trace_id(trace_id)
     now = time.time_ns()
-    until_ns = None if until is None else now + parse_duration(_duration(until, "--until"))
+    until_ns = None if until is None else now + _duration(until, "--until")
     _check_db(db)
     try:
         h = hold(db, tid, reason=reason, until_ns=until_ns, now_ns=now)

@@ -26,7 +26,8 @@ from pathlib import Path
 import click
 
 from alamos.cli import main
-from alamos.cli.traces import clean, db_option, parse_since
+from alamos.cli.traces import clean, db_option
+from alamos.core.duration import duration_seconds
 from alamos.core.errors import RulesError, TraceQueryError
 from alamos.rules import RuleSet
 from alamos.rules.backfill import DEFAULT_PATH, backfill
@@ -63,9 +64,8 @@ def check(files: tuple[Path, ...]) -> None:
 
 
 def _duration_ns(text: str, option: str) -> int:
-    now = time.time_ns()
     try:
-        return now - parse_since(text, now)
+        return int(duration_seconds(text) * 1e9)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=option) from None
 

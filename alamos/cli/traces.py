@@ -11,7 +11,6 @@ must not be able to rewrite the user's terminal.
 from __future__ import annotations
 
 import json
-import re
 import time
 import unicodedata
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ import click
 
 from alamos.cli import main
 from alamos.cli.database import db_option, db_problem
+from alamos.core.duration import duration_seconds
 from alamos.core.records import LogRecord, SpanRecord
 from alamos.report.query import (
     TraceNode,
@@ -47,8 +47,6 @@ __all__ = [
 #: Longest text shown for one field (a name, a message...); the rest is cut.
 MAX_FIELD = 500
 
-_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_SINCE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 # Categories escaped by clean(): controls, format characters (bidi overrides,
 # zero-width...), line/paragraph separators, surrogates, unassigned.
 _UNSAFE = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
@@ -75,13 +73,7 @@ def clean(value: object, limit: int = MAX_FIELD) -> str:
 def parse_since(text: str, now_ns: int | None = None) -> int:
     """``"10m"`` (or ``30s``, ``2h``, ``1.5d``, ``1w``, ``500ms``) as an
     absolute time in ns since the epoch: that long before ``now_ns``."""
-    match = _SINCE_RE.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(
-            f"invalid duration {text!r}: expected a number and a unit, "
-            "e.g. 30s, 10m, 2h, 1d, 1w or 500ms"
-        )
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    seconds = duration_seconds(text)
     now = time.time_ns() if now_ns is None else now_ns
     return now - int(seconds * 1e9)
 

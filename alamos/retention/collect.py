@@ -55,8 +55,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from alamos.core.errors import RetentionError
+from alamos.report.sql.reading import reason_of
 from alamos.report.sql.schema import gc_pending, holds, logs, spans
-from alamos.retention.db import Db, open_db, reason_of
+from alamos.retention.db import Db, open_db
 from alamos.retention.decide import FATES, fates_query, live_traces
 from alamos.retention.hooks import SpikeSource, TimedTable, spike_tables, timed_tables
 from alamos.retention.policy import Policy

@@ -33,10 +33,11 @@ from alamos.core.errors import RetentionError
 from alamos.report.sql import normalize_url
 from alamos.report.sql.coerce import dumps_json
 from alamos.report.sql.migrate import ensure_schema
+from alamos.report.sql.reading import reason_of
 from alamos.report.sql.schema import spans
 from alamos.report.sql.writers import set_wal
 
-__all__ = ["GC_LOCK_KEY", "Db", "check_database", "open_db", "reason_of"]
+__all__ = ["GC_LOCK_KEY", "Db", "check_database", "open_db"]
 
 #: ``pg_try_advisory_lock`` key of garbage collection ("alamosgc" in ASCII).
 GC_LOCK_KEY = 0x616C616D6F736763
@@ -45,13 +46,6 @@ GC_LOCK_KEY = 0x616C616D6F736763
 BUSY_TIMEOUT_MS = 10_000
 #: SQLite ``journal_size_limit`` of gc's connections.
 WAL_LIMIT_BYTES = 16 * 1024 * 1024
-
-
-def reason_of(exc: BaseException) -> str:
-    """The first line of a database error, for a message."""
-    orig = getattr(exc, "orig", None)
-    reason = str(orig if orig is not None else exc).strip()
-    return reason.splitlines()[0] if reason else type(exc).__name__
 
 
 class Db:

@@ -15,8 +15,9 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from alamos.core.errors import RetentionError
+from alamos.report.sql.reading import reason_of
 from alamos.report.sql.schema import holds as holds_table
-from alamos.retention.db import open_db, reason_of
+from alamos.retention.db import open_db
 
 __all__ = ["Hold", "hold", "list_holds", "unhold"]
 

@@ -15,13 +15,13 @@ cut in half.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
 import attrs
 
+from alamos.core.duration import duration_seconds
 from alamos.core.level import Level, parse_level
 
 __all__ = ["KINDS", "Duration", "Nanoseconds", "Policy", "parse_duration"]
@@ -32,8 +32,6 @@ Duration = str | timedelta | int | float
 #: The kinds of data a policy gives a TTL, each with its own field.
 KINDS = ("spans", "logs", "metrics", "reports", "statistics")
 
-_UNITS = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 #: Durations are capped at 100 years: "forever" in all but name, and
 #: ``now - ttl`` stays well inside a signed 64-bit integer (BIGINT).
 _MAX_NS = 100 * 365 * 86400 * 10**9
@@ -63,13 +61,7 @@ def parse_duration(value: Duration, what: str = "duration") -> int:
     elif isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
-        match = _DURATION_RE.fullmatch(value.strip())
-        if match is None:
-            raise ValueError(
-                f"invalid {what} {value!r}: expected a number and a unit, "
-                "e.g. 30s, 10m, 2h, 7d, 1w or 500ms"
-            )
-        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+        seconds = duration_seconds(value, what)
     else:
         raise TypeError(f"{what} must be a str like '7d', a timedelta or seconds, not {value!r}")
     if not seconds >= 0:  # also NaN

@@ -20,9 +20,17 @@ from alamos.core.errors import TraceQueryError
 from alamos.report.sql.exporter import normalize_url
 from alamos.report.sql.schema import spans
 
-__all__ = ["in_subtree", "read_engine", "run_read"]
+__all__ = ["in_subtree", "read_engine", "reason_of", "run_read"]
 
 T = TypeVar("T")
+
+
+def reason_of(exc: BaseException) -> str:
+    """The first line of a database error (the driver's, under SQLAlchemy's
+    wrapper), for a message."""
+    orig = getattr(exc, "orig", None)
+    reason = str(orig if orig is not None else exc).strip()
+    return reason.splitlines()[0] if reason else type(exc).__name__
 
 
 def read_engine(url: str) -> Engine:
@@ -68,10 +76,7 @@ def run_read(url: str, work: Callable[[Connection], T], *, table: str = spans.na
                 )
             return work(conn)
     except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
-        reason = str(orig if orig is not None else exc).strip()
-        reason = reason.splitlines()[0] if reason else type(exc).__name__
-        raise TraceQueryError(f"cannot read {shown}: {reason}") from exc
+        raise TraceQueryError(f"cannot read {shown}: {reason_of(exc)}") from exc
     finally:
         engine.dispose()
 
