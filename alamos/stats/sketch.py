@@ -12,8 +12,9 @@ A stored sketch is the sketch's protobuf (ddsketch's own serialisation,
 the format DataDog's other libraries read) in base64 ASCII.
 
 Adding values is the costly part of live statistics (``DDSketch.add`` takes
-about 1.3 us a value here, a third of what a whole recorded span costs the
-process), so values are not added one by one: :func:`positive_keys` computes
+0.49 us a value, against 0.11 us for this module's batch keys plus a
+``Counter``: timeit over batches of 512 durations on the idle 2-core VM,
+2026-11-29), so values are not added one by one: :func:`positive_keys` computes
 the bin keys of a batch by C-level ``map`` calls, the caller counts them
 with :class:`collections.Counter`, and :class:`Bins` fills the sketch's
 store once, when a row is emitted, one ``add`` per distinct key.  The key
