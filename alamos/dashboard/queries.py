@@ -47,26 +47,20 @@ def _int(value: Any) -> int:
 
 def _span_filters(window: Window, f: Filters) -> list[ColumnElement[bool]]:
     s = spans.c
-    conds = [s.start_ns >= window.start_ns, s.start_ns < window.end_ns]
-    if f.service:
-        conds.append(s.service == f.service)
-    if f.node:
-        conds.append(s.node == f.node)
-    if f.span_levels is not None:
-        conds.append(s.level.in_(f.span_levels))
-    return conds
+    return [
+        s.start_ns >= window.start_ns,
+        s.start_ns < window.end_ns,
+        *f.conditions(spans, f.span_levels),
+    ]
 
 
 def _log_filters(window: Window, f: Filters) -> list[ColumnElement[bool]]:
     lg = logs.c
-    conds = [lg.ts_ns >= window.start_ns, lg.ts_ns < window.end_ns]
-    if f.service:
-        conds.append(lg.service == f.service)
-    if f.node:
-        conds.append(lg.node == f.node)
-    if f.log_levels is not None:
-        conds.append(lg.level.in_(f.log_levels))
-    return conds
+    return [
+        lg.ts_ns >= window.start_ns,
+        lg.ts_ns < window.end_ns,
+        *f.conditions(logs, f.log_levels),
+    ]
 
 
 @attrs.define
@@ -162,11 +156,7 @@ def tree_rows(
             found = rows[path] = LayerRow(path, path.count("."))
         return found
 
-    known = select(e.path)
-    if f.service:
-        known = known.where(e.service == f.service)
-    if f.node:
-        known = known.where(e.node == f.node)
+    known = select(e.path).where(*f.conditions(experiments))
     for path in conn.execute(known).scalars():
         row(path).known = True
     now = time.time_ns() if now_ns is None else now_ns
