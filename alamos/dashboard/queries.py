@@ -76,6 +76,21 @@ class _Group:
         k = max(1, -(-percent * len(self.durations) // 100))
         return self.durations[k - 1]
 
+    def add(self, other: _Group) -> None:
+        self.durations += other.durations
+        self.errors += other.errors
+
+    def figures(self, summed: rollup.StatsGroup | None) -> tuple[int, int, int | None, int | None]:
+        """Spans, errors, p50 and p99 (ns) of these spans plus, where the
+        statistics cover the group, their rows ``summed`` (p50/p99 then from
+        the sketches, within 1%)."""
+        self.durations.sort()
+        if summed is None:
+            return len(self.durations), self.errors, self.rank(50), self.rank(99)
+        summed.bins.add_durations(self.durations)
+        p50, p99 = _sketch_ranks(summed.bins)
+        return summed.count + len(self.durations), summed.errors + self.errors, p50, p99
+
 
 def _scan(
     conn: Connection, key: ColumnElement[Any], where: Sequence[ColumnElement[bool]]
@@ -185,9 +200,7 @@ def tree_rows(
     for extra, part in raw:
         where = [*extra, *_span_filters(part, f)]
         for path, group in _scan(conn, s.path, where).items():
-            held = groups.setdefault(path, _Group())
-            held.durations += group.durations
-            held.errors += group.errors
+            groups.setdefault(path, _Group()).add(group)
         bucket = ((s.start_ns - window.start_ns) // step).label("b")
         counted = select(s.path, bucket, func.count().label("n")).where(*where)
         for r in conn.execute(counted.group_by(s.path, bucket)):
@@ -201,20 +214,9 @@ def tree_rows(
             count_spark(u.path, (u.window_start_ns - window.start_ns) // step, u.count)
     for path in groups.keys() | stats.keys():
         got = row(path)
-        group = groups.get(path, _Group())
-        group.durations.sort()
         summed = stats.get(path)
-        if summed is None:
-            if not group.durations:
-                continue
-            got.spans, got.errors = len(group.durations), group.errors
-            got.p50_ns, got.p99_ns = group.rank(50), group.rank(99)
-        else:
-            got.spans = summed.count + len(group.durations)
-            got.errors = summed.errors + group.errors
-            summed.bins.add_durations(group.durations)
-            got.p50_ns, got.p99_ns = _sketch_ranks(summed.bins)
-            got.approx = True
+        got.spans, got.errors, got.p50_ns, got.p99_ns = groups.get(path, _Group()).figures(summed)
+        got.approx = summed is not None
         got.rate = got.spans / window.seconds
     for path, line in spark.items():
         row(path).spark = line
@@ -278,9 +280,7 @@ def layer_series(
     raw: dict[int, _Group] = {}
     for part in parts:
         for b, group in _scan(conn, bucket, [s.path == path, *_span_filters(part, f)]).items():
-            held = raw.setdefault(min(max(int(b), 0), CHART_BUCKETS - 1), _Group())
-            held.durations += group.durations
-            held.errors += group.errors
+            raw.setdefault(min(max(int(b), 0), CHART_BUCKETS - 1), _Group()).add(group)
     stats: dict[int, rollup.StatsGroup] = {}
     if cov is not None:
         where = [span_stats.c.path == path]
@@ -292,19 +292,9 @@ def layer_series(
 
         stats = rollup.grouped(found, sums, bucket_of)
     for i in raw.keys() | stats.keys():
-        group = raw.get(i, _Group())
-        group.durations.sort()
-        summed = stats.get(i)
-        count, errors = len(group.durations), group.errors
-        if summed is None:
-            p50[i], p99[i] = group.rank(50) / 1e6, group.rank(99) / 1e6
-        else:
-            summed.bins.add_durations(group.durations)
-            lo, hi = _sketch_ranks(summed.bins)
-            p50[i] = None if lo is None else lo / 1e6
-            p99[i] = None if hi is None else hi / 1e6
-            count += summed.count
-            errors += summed.errors
+        count, errors, lo, hi = raw.get(i, _Group()).figures(stats.get(i))
+        p50[i] = None if lo is None else lo / 1e6
+        p99[i] = None if hi is None else hi / 1e6
         n[i] = count / (step / 1e9)
         err[i] = float(errors)
     return {
