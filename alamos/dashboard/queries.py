@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import Connection, and_, func, literal, select, true
+from sqlalchemy import Connection, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from alamos.core.level import LOG_LEVELS
@@ -390,7 +390,7 @@ def layer_logs(
 def exists_path(conn: Connection, path: str) -> bool:
     """True if ``path`` is an experiment, or has spans or logs."""
     for table in (experiments, spans, logs):
-        q = select(literal(1)).where(and_(table.c.path == path, true())).limit(1)
+        q = select(literal(1)).where(table.c.path == path).limit(1)
         if conn.execute(q).first() is not None:
             return True
     return False
