@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Text, cast, func, inspect, select
 
 from alamos.dashboard.db import Window
 from alamos.report.query import StoredSpike
+from alamos.report.query.decode import decode_json
 from alamos.report.sql.schema import experiments, metrics, span_stats, spans, spikes
 from alamos.rules import Rule, RuleSet
 from alamos.stats import read_stats, summarize
@@ -251,7 +252,7 @@ class RuleView:
 
 
 def _labels(raw: Any) -> str:
-    value = json.loads(raw) if isinstance(raw, str) else raw
+    value = decode_json(raw)
     if not isinstance(value, dict):
         return ""
     return ", ".join(f"{k}={json.dumps(str(v))}" for k, v in sorted(value.items()))

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from sqlalchemy import Connection, Engine, create_engine, inspect
+from sqlalchemy import Connection, Engine, Table, create_engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.sql.elements import ColumnElement
 
 from alamos.core.errors import TraceQueryError
 from alamos.core.level import LOG_LEVELS, Level
@@ -200,6 +201,21 @@ class Filters:
             return None
         floor = Level[self.level.upper()]
         return tuple(n for n, lvl in LOG_LEVELS.items() if lvl >= floor)
+
+    def conditions(
+        self, table: Table, levels: tuple[str, ...] | None = None
+    ) -> list[ColumnElement[bool]]:
+        """The service and node filters on ``table``'s columns, and ``levels``
+        (:attr:`span_levels` or :attr:`log_levels`, as the table stores them)."""
+        c = table.c
+        conds: list[ColumnElement[bool]] = []
+        if self.service:
+            conds.append(c.service == self.service)
+        if self.node:
+            conds.append(c.node == self.node)
+        if levels is not None:
+            conds.append(c.level.in_(levels))
+        return conds
 
     def query(self) -> dict[str, str]:
         return {k: v for k, v in attrs.asdict(self).items() if v}

@@ -12,7 +12,6 @@ counts from zero.
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -21,21 +20,13 @@ import attrs
 from sqlalchemy import Connection, Text, cast, select
 
 from alamos.dashboard.db import Window
+from alamos.report.query.decode import decode_json
 from alamos.report.sql.schema import metrics, reports
 
 __all__ = ["MetricChart", "histogram_quantile", "latest_reports", "metric_charts"]
 
 #: At most this many snapshots are read for one layer's charts.
 MAX_SNAPSHOTS = 20_000
-
-
-def _json(value: object) -> Any:
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
 
 
 @attrs.frozen
@@ -106,8 +97,10 @@ def metric_charts(conn: Connection, path: str, window: Window) -> list[MetricCha
     )
     groups: dict[tuple[str, str, str, str], list[Any]] = {}
     for r in conn.execute(query):
-        labels = _json(r.labels)
-        text = ", ".join(f"{k}={v}" for k, v in sorted(labels.items())) if labels else ""
+        labels = decode_json(r.labels)
+        text = ""
+        if isinstance(labels, dict):
+            text = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()))
         groups.setdefault((r.name, r.kind, text, r.node), []).append(r)
     nodes = {k[3] for k in groups}
     charts = []
@@ -128,7 +121,7 @@ def _chart(name: str, kind: str, labels: str, rows: list[Any]) -> MetricChart:
             continue
         x.append(after.ts_ns / 1e9)
         if kind == "histogram":
-            old, new = _bounds(_json(before.buckets)), _bounds(_json(after.buckets))
+            old, new = _bounds(decode_json(before.buckets)), _bounds(decode_json(after.buckets))
             reset = any(new.get(b, 0.0) < c for b, c in old.items())
             delta = new if reset else {b: c - old.get(b, 0.0) for b, c in new.items()}
             p50.append(histogram_quantile(0.5, delta))
@@ -153,5 +146,5 @@ def latest_reports(conn: Connection, path: str) -> list[tuple[str, int, Any]]:
     seen: dict[str, tuple[str, int, Any]] = {}
     for row in conn.execute(query):
         if row.key not in seen:
-            seen[row.key] = (row.key, int(row.ts_ns), _json(row.report))
+            seen[row.key] = (row.key, int(row.ts_ns), decode_json(row.report))
     return sorted(seen.values())

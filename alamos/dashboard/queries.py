@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import attrs
-from sqlalchemy import Connection, and_, func, literal, select, true
+from sqlalchemy import Connection, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from alamos.core.level import LOG_LEVELS
@@ -47,26 +47,20 @@ def _int(value: Any) -> int:
 
 def _span_filters(window: Window, f: Filters) -> list[ColumnElement[bool]]:
     s = spans.c
-    conds = [s.start_ns >= window.start_ns, s.start_ns < window.end_ns]
-    if f.service:
-        conds.append(s.service == f.service)
-    if f.node:
-        conds.append(s.node == f.node)
-    if f.span_levels is not None:
-        conds.append(s.level.in_(f.span_levels))
-    return conds
+    return [
+        s.start_ns >= window.start_ns,
+        s.start_ns < window.end_ns,
+        *f.conditions(spans, f.span_levels),
+    ]
 
 
 def _log_filters(window: Window, f: Filters) -> list[ColumnElement[bool]]:
     lg = logs.c
-    conds = [lg.ts_ns >= window.start_ns, lg.ts_ns < window.end_ns]
-    if f.service:
-        conds.append(lg.service == f.service)
-    if f.node:
-        conds.append(lg.node == f.node)
-    if f.log_levels is not None:
-        conds.append(lg.level.in_(f.log_levels))
-    return conds
+    return [
+        lg.ts_ns >= window.start_ns,
+        lg.ts_ns < window.end_ns,
+        *f.conditions(logs, f.log_levels),
+    ]
 
 
 @attrs.define
@@ -81,6 +75,21 @@ class _Group:
         smallest duration (integer arithmetic, so 99% of 100 is the 99th)."""
         k = max(1, -(-percent * len(self.durations) // 100))
         return self.durations[k - 1]
+
+    def add(self, other: _Group) -> None:
+        self.durations += other.durations
+        self.errors += other.errors
+
+    def figures(self, summed: rollup.StatsGroup | None) -> tuple[int, int, int | None, int | None]:
+        """Spans, errors, p50 and p99 (ns) of these spans plus, where the
+        statistics cover the group, their rows ``summed`` (p50/p99 then from
+        the sketches, within 1%)."""
+        self.durations.sort()
+        if summed is None:
+            return len(self.durations), self.errors, self.rank(50), self.rank(99)
+        summed.bins.add_durations(self.durations)
+        p50, p99 = _sketch_ranks(summed.bins)
+        return summed.count + len(self.durations), summed.errors + self.errors, p50, p99
 
 
 def _scan(
@@ -162,11 +171,7 @@ def tree_rows(
             found = rows[path] = LayerRow(path, path.count("."))
         return found
 
-    known = select(e.path)
-    if f.service:
-        known = known.where(e.service == f.service)
-    if f.node:
-        known = known.where(e.node == f.node)
+    known = select(e.path).where(*f.conditions(experiments))
     for path in conn.execute(known).scalars():
         row(path).known = True
     now = time.time_ns() if now_ns is None else now_ns
@@ -195,9 +200,7 @@ def tree_rows(
     for extra, part in raw:
         where = [*extra, *_span_filters(part, f)]
         for path, group in _scan(conn, s.path, where).items():
-            held = groups.setdefault(path, _Group())
-            held.durations += group.durations
-            held.errors += group.errors
+            groups.setdefault(path, _Group()).add(group)
         bucket = ((s.start_ns - window.start_ns) // step).label("b")
         counted = select(s.path, bucket, func.count().label("n")).where(*where)
         for r in conn.execute(counted.group_by(s.path, bucket)):
@@ -211,20 +214,9 @@ def tree_rows(
             count_spark(u.path, (u.window_start_ns - window.start_ns) // step, u.count)
     for path in groups.keys() | stats.keys():
         got = row(path)
-        group = groups.get(path, _Group())
-        group.durations.sort()
         summed = stats.get(path)
-        if summed is None:
-            if not group.durations:
-                continue
-            got.spans, got.errors = len(group.durations), group.errors
-            got.p50_ns, got.p99_ns = group.rank(50), group.rank(99)
-        else:
-            got.spans = summed.count + len(group.durations)
-            got.errors = summed.errors + group.errors
-            summed.bins.add_durations(group.durations)
-            got.p50_ns, got.p99_ns = _sketch_ranks(summed.bins)
-            got.approx = True
+        got.spans, got.errors, got.p50_ns, got.p99_ns = groups.get(path, _Group()).figures(summed)
+        got.approx = summed is not None
         got.rate = got.spans / window.seconds
     for path, line in spark.items():
         row(path).spark = line
@@ -288,9 +280,7 @@ def layer_series(
     raw: dict[int, _Group] = {}
     for part in parts:
         for b, group in _scan(conn, bucket, [s.path == path, *_span_filters(part, f)]).items():
-            held = raw.setdefault(min(max(int(b), 0), CHART_BUCKETS - 1), _Group())
-            held.durations += group.durations
-            held.errors += group.errors
+            raw.setdefault(min(max(int(b), 0), CHART_BUCKETS - 1), _Group()).add(group)
     stats: dict[int, rollup.StatsGroup] = {}
     if cov is not None:
         where = [span_stats.c.path == path]
@@ -302,19 +292,9 @@ def layer_series(
 
         stats = rollup.grouped(found, sums, bucket_of)
     for i in raw.keys() | stats.keys():
-        group = raw.get(i, _Group())
-        group.durations.sort()
-        summed = stats.get(i)
-        count, errors = len(group.durations), group.errors
-        if summed is None:
-            p50[i], p99[i] = group.rank(50) / 1e6, group.rank(99) / 1e6
-        else:
-            summed.bins.add_durations(group.durations)
-            lo, hi = _sketch_ranks(summed.bins)
-            p50[i] = None if lo is None else lo / 1e6
-            p99[i] = None if hi is None else hi / 1e6
-            count += summed.count
-            errors += summed.errors
+        count, errors, lo, hi = raw.get(i, _Group()).figures(stats.get(i))
+        p50[i] = None if lo is None else lo / 1e6
+        p99[i] = None if hi is None else hi / 1e6
         n[i] = count / (step / 1e9)
         err[i] = float(errors)
     return {
@@ -410,7 +390,7 @@ def layer_logs(
 def exists_path(conn: Connection, path: str) -> bool:
     """True if ``path`` is an experiment, or has spans or logs."""
     for table in (experiments, spans, logs):
-        q = select(literal(1)).where(and_(table.c.path == path, true())).limit(1)
+        q = select(literal(1)).where(table.c.path == path).limit(1)
         if conn.execute(q).first() is not None:
             return True
     return False

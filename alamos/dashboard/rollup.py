@@ -123,14 +123,11 @@ def cover(conn: Connection, window: Window, now_ns: int, path: str | None = None
 
 def _stats_filters(cov: Cover, f: Filters) -> list[ColumnElement[bool]]:
     c = span_stats.c
-    conds = [c.window_start_ns >= cov.a_ns, c.window_start_ns + c.window_ns <= cov.b_ns]
-    if f.service:
-        conds.append(c.service == f.service)
-    if f.node:
-        conds.append(c.node == f.node)
-    if f.span_levels is not None:
-        conds.append(c.level.in_(f.span_levels))
-    return conds
+    return [
+        c.window_start_ns >= cov.a_ns,
+        c.window_start_ns + c.window_ns <= cov.b_ns,
+        *f.conditions(span_stats, f.span_levels),
+    ]
 
 
 @attrs.define

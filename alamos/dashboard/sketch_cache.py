@@ -41,8 +41,6 @@ class Summed:
     low: int
     counts: array  # type: ignore[type-arg]
     zero: float
-    exact: bool = True
-    """False: a row needed ddsketch's own merge; the unit is not kept."""
 
 
 class SketchCache:
