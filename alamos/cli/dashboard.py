@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from alamos.cli import main
-from alamos.cli.database import db_option
+from alamos.cli.database import db_option, shown_url
 from alamos.cli.traces import clean
 
 __all__ = ["DEFAULT_PORT", "dashboard"]
@@ -129,7 +129,7 @@ def dashboard(
         raise click.BadParameter(clean(str(exc), 500), param_hint="--db") from None
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/"
-    click.echo(f"alamos dashboard on {url} (database: {clean(app_db(db), 300)})")
+    click.echo(f"alamos dashboard on {url} (database: {clean(shown_url(db), 300)})")
     if not loopback:
         click.echo(f"remote access on: open {url}?token={token} (keep the token secret)")
     click.echo("Ctrl+C to stop")
@@ -141,13 +141,3 @@ def dashboard(
         access_log=False,
         lifespan="on",
     )
-
-
-def app_db(db: str) -> str:
-    """``db`` with any password hidden."""
-    from alamos.report.sql import normalize_url
-
-    try:
-        return normalize_url(db).render_as_string(hide_password=True)
-    except ValueError:
-        return "<invalid database URL>"

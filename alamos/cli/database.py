@@ -17,7 +17,7 @@ import click
 
 from alamos.experiment.config import ENV_DB
 
-__all__ = ["DEFAULT_DB", "ENV_DB", "db_option", "db_problem", "to_url"]
+__all__ = ["DEFAULT_DB", "ENV_DB", "db_option", "db_problem", "shown_url", "to_url"]
 
 DEFAULT_DB = "sqlite:///alamos.db"
 
@@ -72,3 +72,13 @@ def db_problem(message: str) -> str:
     else:
         origin = ""
     return "\n".join(part for part in (message, origin, HOW) if part)
+
+
+def shown_url(url: str) -> str:
+    """``url`` with any password hidden, for printing."""
+    from alamos.report.sql import normalize_url  # SQLAlchemy: only when printing
+
+    try:
+        return normalize_url(url).render_as_string(hide_password=True)
+    except ValueError:
+        return "<invalid database URL>"

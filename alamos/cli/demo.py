@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from alamos.cli import main
-from alamos.cli.database import DEFAULT_DB, ENV_DB, to_url
+from alamos.cli.database import DEFAULT_DB, ENV_DB, shown_url, to_url
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -112,7 +112,7 @@ def demo(seconds: float, db: str | None, clients: int, workers: int, level: str)
         )
     )
     summary = summarise(url, since, "demo%")
-    table = Table(title=f"Per-layer summary (from {_safe_url(url)})")
+    table = Table(title=f"Per-layer summary (from {shown_url(url)})")
     for col in ("layer", "spans", "p50 ms", "p99 ms", "errors", "logs"):
         table.add_column(col, justify="left" if col in ("layer", "logs") else "right")
     logs = summary["logs"]
@@ -203,13 +203,3 @@ def _print_budgets(console: Console, url: str, since: int) -> None:
                 "-" if b.share is None else f"{b.share * 100:.1f}%",
             )
     console.print(table)
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for printing."""
-    from alamos.report.sql import normalize_url
-
-    try:
-        return normalize_url(url).render_as_string(hide_password=True)
-    except ValueError:
-        return "<invalid database URL>"

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import click
 
 from alamos.cli import main
-from alamos.cli.database import db_option, db_problem
+from alamos.cli.database import db_option, db_problem, shown_url
 from alamos.core.duration import duration_seconds
 from alamos.core.records import LogRecord, SpanRecord
 from alamos.report.query import (
@@ -194,7 +194,7 @@ def trace(trace_id: str, db: str, verbose: bool) -> None:
     except TraceQueryError as exc:
         raise unreadable(exc) from None
     if not spans and not logs:
-        raise _fail(f"no trace {tid} in {_shown(db)}")
+        raise _fail(f"no trace {tid} in {shown_url(db)}")
     services = sorted({s.service for s in spans})
     click.echo(
         f"trace {tid}  spans={len(spans)}  logs={len(logs)}  "
@@ -253,13 +253,3 @@ def _summary_line(t: TraceSummary) -> str:
             _status(t.status),
         ]
     )
-
-
-def _shown(url: str) -> str:
-    """``url`` with any password hidden, for messages."""
-    from sqlalchemy import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "the database"

@@ -33,6 +33,7 @@ from alamos.core.errors import TraceQueryError
 from alamos.core.level import LOG_LEVELS, Level
 from alamos.dashboard.sketch_cache import SketchCache
 from alamos.report.sql import normalize_url
+from alamos.report.sql.reading import reason_of
 from alamos.report.sql.schema import spans as spans_table
 
 __all__ = ["WINDOWS", "Database", "Filters", "Window", "parse_filters", "parse_window"]
@@ -100,10 +101,7 @@ class Database:
                     )
                 yield conn
         except SQLAlchemyError as exc:
-            orig = getattr(exc, "orig", None)
-            reason = str(orig if orig is not None else exc).strip()
-            reason = reason.splitlines()[0] if reason else type(exc).__name__
-            raise TraceQueryError(f"cannot read {self.shown}: {reason}") from exc
+            raise TraceQueryError(f"cannot read {self.shown}: {reason_of(exc)}") from exc
 
     def dispose(self) -> None:
         self.sketches.clear()
