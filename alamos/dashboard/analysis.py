@@ -198,21 +198,7 @@ def stored_spikes(conn: Connection, window: Window) -> tuple[list[StoredSpike], 
         .order_by(c.start_ns.desc(), c.trace_id, c.span_id)
         .limit(MAX_SPIKES)
     )
-    found = [
-        StoredSpike(
-            trace_id=r.trace_id,
-            span_id=r.span_id,
-            name=r.name,
-            path=r.path,
-            start_ns=int(r.start_ns),
-            duration_ns=int(r.duration_ns),
-            baseline_ns=float(r.baseline_ns),
-            factor=float(r.factor),
-            window=int(r.window),
-            flagged_ns=int(r.flagged_ns),
-        )
-        for r in rows
-    ]
+    found = [StoredSpike.from_row(r) for r in rows]
     return found, int(total)
 
 

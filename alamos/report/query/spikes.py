@@ -233,6 +233,22 @@ class StoredSpike:
     flagged_ns: int
     """When the flag was stored."""
 
+    @classmethod
+    def from_row(cls, r: Any) -> StoredSpike:
+        """The spike a row of ``alamos_spikes`` holds (every column selected)."""
+        return cls(
+            trace_id=r.trace_id,
+            span_id=r.span_id,
+            name=r.name,
+            path=r.path,
+            start_ns=as_int(r.start_ns),
+            duration_ns=as_int(r.duration_ns),
+            baseline_ns=float(r.baseline_ns),
+            factor=float(r.factor),
+            window=as_int(r.window),
+            flagged_ns=as_int(r.flagged_ns),
+        )
+
 
 def store_frames_spikes(
     conn: Connection,
@@ -358,20 +374,6 @@ def stored_spikes(
     def work(conn: Connection) -> list[StoredSpike]:
         if not inspect(conn).has_table(spikes_table.name):
             return []
-        return [
-            StoredSpike(
-                trace_id=r.trace_id,
-                span_id=r.span_id,
-                name=r.name,
-                path=r.path,
-                start_ns=as_int(r.start_ns),
-                duration_ns=as_int(r.duration_ns),
-                baseline_ns=float(r.baseline_ns),
-                factor=float(r.factor),
-                window=as_int(r.window),
-                flagged_ns=as_int(r.flagged_ns),
-            )
-            for r in conn.execute(query)
-        ]
+        return [StoredSpike.from_row(r) for r in conn.execute(query)]
 
     return run_read(url, work)
