@@ -190,4 +190,3 @@ def sized_attributes(
             size += text_size(coerced)
         out[coerce_key(key)] = coerced
     return out, size
-
