@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextvars
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -58,6 +58,7 @@ from alamos.trace.span import NoopSpan, Span
 __all__ = ["AlamosTransport", "AsyncAlamosTransport", "instrument_client"]
 
 ClientT = TypeVar("ClientT", httpx.Client, httpx.AsyncClient)
+TransportT = TypeVar("TransportT", bound=httpx.BaseTransport | httpx.AsyncBaseTransport)
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -219,22 +220,27 @@ class _AsyncSpanStream(httpx.AsyncByteStream):
             self._exchange.end()
 
 
-class AlamosTransport(httpx.BaseTransport):
-    """Wrap a sync httpx transport: a client span per request, context injected,
-    and the duration measured (``metrics=False``: no histogram)."""
+class _Wrapper(Generic[TransportT]):
+    """What both transports share: the wrapped transport, the experiment,
+    the level of the spans and the duration histogram (None: ``metrics=False``)."""
 
     def __init__(
         self,
-        transport: httpx.BaseTransport,
+        transport: TransportT,
         experiment: Experiment,
         *,
         level: LevelLike = "prod",
         metrics: bool = True,
     ) -> None:
-        self.transport = transport
+        self.transport: TransportT = transport
         self.experiment = experiment
         self.level = parse_level(level)
         self._duration = _histogram(experiment, self.level, metrics)
+
+
+class AlamosTransport(_Wrapper[httpx.BaseTransport], httpx.BaseTransport):
+    """Wrap a sync httpx transport: a client span per request, context injected,
+    and the duration measured (``metrics=False``: no histogram)."""
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         exchange = _start(self.experiment, self.level, self._duration, request)
@@ -260,21 +266,8 @@ class AlamosTransport(httpx.BaseTransport):
         self.transport.__exit__(*exc)  # type: ignore[arg-type]
 
 
-class AsyncAlamosTransport(httpx.AsyncBaseTransport):
+class AsyncAlamosTransport(_Wrapper[httpx.AsyncBaseTransport], httpx.AsyncBaseTransport):
     """Wrap an async httpx transport (asyncio or trio): a client span per request."""
-
-    def __init__(
-        self,
-        transport: httpx.AsyncBaseTransport,
-        experiment: Experiment,
-        *,
-        level: LevelLike = "prod",
-        metrics: bool = True,
-    ) -> None:
-        self.transport = transport
-        self.experiment = experiment
-        self.level = parse_level(level)
-        self._duration = _histogram(experiment, self.level, metrics)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         exchange = _start(self.experiment, self.level, self._duration, request)

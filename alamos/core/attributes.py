@@ -62,7 +62,6 @@ __all__ = [
     "MAX_SEQUENCE",
     "MAX_STRING",
     "SMALL_TEXT",
-    "coerce_attributes",
     "coerce_key",
     "coerce_text",
     "coerce_value",
@@ -176,7 +175,9 @@ def text_size(value: object) -> int:
 def sized_attributes(
     attributes: Mapping[str, Any] | Iterable[tuple[Any, Any]],
 ) -> tuple[dict[str, Any], int]:
-    """:func:`coerce_attributes`, and the size of their long text (:func:`text_size`)."""
+    """At most :data:`MAX_ATTRIBUTES` pairs, keys and values coerced (events,
+    log keyword arguments and captured loguru ``extra`` go through it), and
+    the size of their long text (:func:`text_size`)."""
     items = attributes.items() if isinstance(attributes, Mapping) else attributes
     out: dict[str, Any] = {}
     size = 0
@@ -189,17 +190,3 @@ def sized_attributes(
             size += text_size(coerced)
         out[coerce_key(key)] = coerced
     return out, size
-
-
-def coerce_attributes(
-    attributes: Mapping[str, Any] | Iterable[tuple[Any, Any]],
-) -> dict[str, Any]:
-    """At most :data:`MAX_ATTRIBUTES` pairs, keys and values coerced (events,
-    log keyword arguments and captured loguru ``extra`` go through it)."""
-    items = attributes.items() if isinstance(attributes, Mapping) else attributes
-    out: dict[str, Any] = {}
-    for key, value in items:
-        if len(out) >= MAX_ATTRIBUTES:
-            break
-        out[coerce_key(key)] = coerce_value(value)
-    return out

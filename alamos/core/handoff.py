@@ -286,10 +286,6 @@ class Handoff:
             self._closed = True
             self._update_limit()
 
-    def force(self, item: Item) -> None:
-        """Queue ``item`` even when closed or full: the last snapshots at close."""
-        self._q.append(item)
-
     # -- the worker's side ---------------------------------------------------
 
     def wait(self, timeout: float) -> None:

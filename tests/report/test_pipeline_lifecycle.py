@@ -119,6 +119,33 @@ def test_flush_is_true_once_a_stalled_exporters_records_are_spooled(tmp_path: Pa
     assert len(stalled.spans) == 10
 
 
+def test_close_without_a_timeout_waits_for_everything(tmp_path: Path) -> None:
+    # README, "What can be lost": close(timeout=None) waits for everything.
+    # Neither the stalled exporter nor the spool can take the records: close
+    # returns only once the exporter is released, with every record durable.
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("the spool cannot be created under a plain file")
+    stalled = StalledExporter()
+    root = new_root("patient", None, blocked / "spool", exporters=[stalled])
+    record(root, 10)
+    wait_until(stalled.entered.is_set, "the exporter to be called")
+    results: list[alamos.CloseResult] = []
+    closing = threading.Thread(target=lambda: results.append(root.close(timeout=None)))
+    closing.start()
+    try:
+        closing.join(1.0)
+        assert closing.is_alive()  # still waiting (a close that gave up would be done)
+    finally:
+        stalled.release.set()
+    closing.join(HANG)
+    assert not closing.is_alive()
+    (result,) = results
+    assert result.complete and result.dropped == 0 and result.pending == 0
+    assert not result.timed_out
+    assert len(stalled.spans) == 10
+    assert root.stats().dropped == 0
+
+
 def test_flush_is_true_when_healthy(sqlite_url: str, tmp_path: Path) -> None:
     root = new_root("ok", sqlite_url, tmp_path / "spool")
     for n in (1, 10, 1000):

@@ -387,14 +387,11 @@ class Collector:
         after that batch, and close reports what it could not wait for as
         ``pending``."""
         left = None if deadline is None else max(0.0, deadline - monotonic())
-        if not self._take_lock.acquire(timeout=-1 if left is None else left):
-            self._abandoned = True
-            return
-        try:
-            self._abandoned = True
-        finally:
+        got = self._take_lock.acquire(timeout=-1 if left is None else left)
+        self._abandoned = True  # under the lock if we got it: no batch is being taken
+        if got:
             self._take_lock.release()
-        self._discard_abandoned()
+            self._discard_abandoned()
 
     def _discard_abandoned(self) -> None:
         with self._take_lock:
