@@ -77,6 +77,7 @@ def test_gc_upgrades_a_version_2_database_in_place(db_url: str) -> None:
     insp = inspect(engine)
     assert insp.has_table("alamos_holds") and insp.has_table("alamos_gc_pending")
     assert "ix_alamos_metrics_ts" in {ix["name"] for ix in insp.get_indexes("alamos_metrics")}
+    assert insp.has_table("alamos_span_stats_1h") and insp.has_table("alamos_log_stats")
     with engine.connect() as conn:
-        assert conn.execute(text("SELECT version FROM alamos_schema_version")).scalar() == 3
+        assert conn.execute(text("SELECT version FROM alamos_schema_version")).scalar() == 4
     engine.dispose()

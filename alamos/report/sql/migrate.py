@@ -22,6 +22,8 @@ Versions:
    was then skipped as if it were a replay.
 3. the analysis and retention tables, and the indexes their queries use
    (:data:`V3_TABLES`, :data:`V3_INDEXES`).
+4. the hourly tier of the span statistics and the log counts per
+   statistics window (:data:`V4_TABLES`), for the dashboard's long windows.
 """
 
 from __future__ import annotations
@@ -43,10 +45,17 @@ from sqlalchemy import (
 from alamos.core.errors import SchemaVersionError
 from alamos.report.sql.schema import metadata, schema_version
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "V3_INDEXES", "V3_TABLES", "ensure_schema"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "V3_INDEXES",
+    "V3_TABLES",
+    "V4_TABLES",
+    "ensure_schema",
+]
 
 #: The schema version this code writes (see the module docstring).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Key for pg_advisory_xact_lock so that concurrent processes do not race
 # each other creating the tables ("alamos" in ASCII, as an int).
@@ -147,6 +156,16 @@ def _v3_analysis_and_retention(conn: Connection) -> None:
         ix.create(conn, checkfirst=True)
 
 
+#: The tables version 4 adds (see :mod:`~alamos.report.sql.schema`).
+V4_TABLES: tuple[str, ...] = ("alamos_span_stats_1h", "alamos_log_stats")
+
+
+def _v4_statistics_tiers(conn: Connection) -> None:
+    """Version 4: the tables of :data:`V4_TABLES`."""
+    for name in V4_TABLES:
+        metadata.tables[name].create(conn, checkfirst=True)
+
+
 #: ``MIGRATIONS[v](conn)`` upgrades a database at version ``v - 1`` to ``v``.
 #: It runs inside the transaction of :func:`ensure_schema` (which holds the
 #: lock that serialises concurrent processes), which then records the new
@@ -154,6 +173,7 @@ def _v3_analysis_and_retention(conn: Connection) -> None:
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     2: _v2_spans_keyed_by_trace_and_span,
     3: _v3_analysis_and_retention,
+    4: _v4_statistics_tiers,
 }
 
 

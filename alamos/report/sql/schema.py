@@ -44,12 +44,14 @@ __all__ = [
     "field_of",
     "gc_pending",
     "holds",
+    "log_stats",
     "logs",
     "metadata",
     "metrics",
     "reports",
     "schema_version",
     "span_stats",
+    "span_stats_1h",
     "spans",
     "spikes",
 ]
@@ -246,6 +248,40 @@ span_stats = Table(
     Column("node", Text, nullable=False),
     Index("ix_alamos_span_stats_window", "window_start_ns"),
     Index("ix_alamos_span_stats_path_name_window", "path", "name", "window_start_ns"),
+)
+
+# The same statistics summed per hour (version 4): a coarser tier, as a
+# time-series database downsamples, so that a page over a day or a week
+# merges 24 or 168 sketches per series instead of 1,440 or 10,080.  Written
+# by the tree's statistics observer (alamos.stats.live) when an hour has
+# ended, and at close for the part of the hour it saw; a process that dies
+# mid-hour writes no hour row, and readers fall back to the minute rows (an
+# hour is complete when its rows' counts add up to the minute rows' counts).
+span_stats_1h = Table(
+    "alamos_span_stats_1h",
+    metadata,
+    *(c.copy() for c in span_stats.columns),
+    Index("ix_alamos_span_stats_1h_window", "window_start_ns"),
+    Index("ix_alamos_span_stats_1h_path_window", "path", "window_start_ns"),
+)
+
+# Logs counted per statistics window (version 4), by (path, level, service,
+# node): the tree page's "logs by level" over a long window sums these rows
+# instead of counting every log.  Written by the statistics observer with the
+# span statistics (same windows, same pipeline: retry, spool, replay, and an
+# id fixed when the row is built).
+log_stats = Table(
+    "alamos_log_stats",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("window_start_ns", BigInteger, nullable=False),
+    Column("window_ns", BigInteger, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("level", Text, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("service", Text, nullable=False),
+    Column("node", Text, nullable=False),
+    Index("ix_alamos_log_stats_window", "window_start_ns", "path", "level"),
 )
 
 # Frames flagged as spikes by the frame budgets (alamos.report.query.spikes):
