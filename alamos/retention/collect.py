@@ -32,43 +32,30 @@ One gc at a time per database (:meth:`~alamos.retention.db.Db.lock`).
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Protocol
 
-from sqlalchemy import (
-    Connection,
-    MetaData,
-    Table,
-    delete,
-    func,
-    insert,
-    literal_column,
-    select,
-    text,
-    tuple_,
-    update,
-)
+from sqlalchemy import MetaData, Table, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from alamos.core.errors import RetentionError
 from alamos.report.sql.reading import reason_of
 from alamos.report.sql.schema import gc_pending, holds, logs, spans
 from alamos.retention.db import Db, open_db
-from alamos.retention.decide import FATES, fates_query, live_traces
+from alamos.retention.decide import FATES, fates_query
+from alamos.retention.deleting import delete_batch, delete_limited
 from alamos.retention.hooks import SpikeSource, TimedTable, spike_tables, timed_tables
 from alamos.retention.policy import Policy
+from alamos.retention.space import VACUUM_STEP_PAGES, checkpoint, return_space, size_of
 from alamos.retention.summary import GcSummary, Handler, HandlerCounts, Space
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_PAUSE", "VACUUM_STEP_PAGES", "Progress", "gc"]
 
 #: Rows deleted per transaction by default.
 DEFAULT_BATCH_SIZE = 5_000
-#: Pages freed per ``PRAGMA incremental_vacuum`` step (8 MiB at 4 KiB pages).
-VACUUM_STEP_PAGES = 2_048
 #: The pause (s) between two of gc's write transactions by default, per
 #: backend (see ``_Run._yield``).
 DEFAULT_PAUSE: Mapping[str, float] = MappingProxyType({"sqlite": 0.1, "postgresql": 0.0})
@@ -160,7 +147,7 @@ class _Run:
         return self.interrupted
 
     def run(self, vacuum: bool) -> GcSummary:
-        before = self._size()
+        before = size_of(self.db)
         with self.db.read.connect() as conn:
             has_holds = self.db.has_table(conn, holds.name)
             has_pending = self.db.has_table(conn, gc_pending.name)
@@ -176,6 +163,11 @@ class _Run:
         )
         traces, handlers, doomed = self._decide(query)
         if not self.dry_run:
+            # SQLite: while the decision's read was open, no checkpoint could
+            # pass its snapshot, so the WAL grew with every exporter commit;
+            # copy it back now, in gc's connection, rather than in the
+            # exporter's next commit.
+            checkpoint(self.db)
             self._delete_traces(resumed + doomed)
         for t in timed:
             if self._stopped():
@@ -284,50 +276,17 @@ class _Run:
             self.progress("traces", done, total)
 
     def _delete_batch(self) -> int | None:
-        """One transaction: delete up to ``batch`` rows of pending traces.
-        Returns the traces finished (or spared), None when none is pending."""
-        p = gc_pending.c
+        """One transaction (:func:`~alamos.retention.deleting.delete_batch`):
+        the traces finished or spared, None when none is pending."""
         with self.db.write.begin() as conn:
-            queue = conn.execute(
-                select(p.trace_id, p.n_rows, p.started)
-                .order_by(p.started.desc(), p.trace_id)
-                .limit(self.batch)
-            ).all()
-            if not queue:
-                return None
-            chosen: list[str] = []
-            fresh: list[str] = []
-            total = 0
-            for trace_id, n_rows, started in queue:
-                if chosen and total + n_rows > self.batch:
-                    break
-                chosen.append(trace_id)
-                total += n_rows
-                if not started:
-                    fresh.append(trace_id)
-            spared = live_traces(conn, self.policy, self.now, fresh, self.spikes)
-            if spared:
-                conn.execute(delete(gc_pending).where(p.trace_id.in_(spared)))
-                self.spared += len(spared)
-                chosen = [t for t in chosen if t not in spared]
-            if chosen:
-                conn.execute(update(gc_pending).where(p.trace_id.in_(chosen)).values(started=1))
-                left = self.batch
-                # Logs first, then spans: a trace half-deleted over several
-                # batches keeps its structure (and its pending row) to the end.
-                for tbl, kind in ((logs, "logs"), (spans, "spans")):
-                    if left > 0:
-                        n = _delete_limited(conn, tbl, tbl.c.trace_id.in_(chosen), left)
-                        self.rows[kind] += n
-                        left -= n
-                remaining = _with_rows(conn, chosen)
-                gone = [t for t in chosen if t not in remaining]
-                if gone:
-                    conn.execute(delete(gc_pending).where(p.trace_id.in_(gone)))
-            else:
-                gone = []
+            done = delete_batch(conn, self.policy, self.now, self.batch, self.spikes)
+        if done is None:
+            return None
         self.batches += 1
-        return len(gone) + len(spared)
+        self.spared += done.spared
+        self.rows["spans"] += done.spans
+        self.rows["logs"] += done.logs
+        return done.done
 
     # -- 3. trim by age ----------------------------------------------------------------
 
@@ -348,7 +307,7 @@ class _Run:
         self.progress(t.label, 0, None)
         while not self._stopped():
             with self.db.write.begin() as conn:
-                n = _delete_limited(conn, tbl, where, self.batch)
+                n = delete_limited(conn, tbl, where, self.batch)
             self.batches += 1
             self.rows[t.label] += n
             if n:
@@ -369,115 +328,27 @@ class _Run:
 
     # -- 4. space ----------------------------------------------------------------------
 
-    def _sqlite(self, *statements: str, script: str | None = None) -> int:
-        """Run SQLite statements outside any transaction (VACUUM and the
-        checkpoint need that) on a connection of the write engine; the first
-        column of the last one's first row, or 0."""
-        raw = self.db.write.raw_connection()
-        try:
-            cur = raw.driver_connection.cursor()  # type: ignore[union-attr]
-            value = 0
-            for sql in statements:
-                row = cur.execute(sql).fetchone()
-                value = int(row[0]) if row and row[0] is not None else 0
-            if script is not None:
-                cur.executescript(script)
-            cur.close()
-        finally:
-            raw.close()
-        return value
-
     def _yield(self) -> None:
         """Between two write transactions: on SQLite, checkpoint; then pause
         :attr:`pause` s (:data:`DEFAULT_PAUSE`).  SQLite: a writer waiting for the lock sleeps in
         SQLite's busy handler (steps up to 100 ms) and would find gc's next
         transaction holding it again: measured on 100,000 spans, exporter
         calls of 1.4-1.6 s (several batches in a row) without the pause."""
-        if self.db.sqlite_path is not None:
-            self._checkpoint()
+        checkpoint(self.db)
         if self.pause > 0:
             time.sleep(self.pause)
 
-    def _checkpoint(self) -> None:
-        """SQLite: copy the WAL back into the file now, in gc's connection.
-        Otherwise the exporter's next commit past 1,000 WAL pages runs the
-        checkpoint of gc's deletes (measured: exporter calls of 1.1-1.4 s
-        during the delete batches on 100,000 spans).  PASSIVE: it never waits
-        for, nor blocks, a writer."""
-        if self.db.sqlite_path is not None:
-            self._sqlite("PRAGMA wal_checkpoint(PASSIVE)")
-
-    def _size(self) -> int:
-        if self.db.sqlite_path is not None:
-            return sum(
-                os.path.getsize(f)
-                for f in (self.db.sqlite_path, self.db.sqlite_path + "-wal")
-                if os.path.exists(f)
-            )
-        with self.db.read.connect() as conn:
-            size = conn.execute(text("SELECT pg_database_size(current_database())")).scalar()
-            return int(size or 0)
-
     def _vacuum(self, full: bool, before: int) -> Space:
-        if self.db.sqlite_path is None:
-            if full:
-                self.progress("vacuum", 0, None)
-                names = [spans.name, logs.name, "alamos_metrics", "alamos_reports"]
-                with self.db.write.connect() as conn:
-                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    conn.exec_driver_sql("VACUUM (ANALYZE) " + ", ".join(f'"{n}"' for n in names))
-                return Space(before, self._size(), "postgres-vacuum")
-            return Space(before, self._size(), "none (PostgreSQL's autovacuum reuses the space)")
-        mode = self._sqlite("PRAGMA auto_vacuum")
         if full:
             self.progress("vacuum", 0, None)
-            self._sqlite("PRAGMA auto_vacuum = INCREMENTAL", "VACUUM")
-            method = "vacuum"
-        elif mode == 2:
-            # One step per transaction, then a checkpoint and a pause (as
-            # after each delete batch): an exporter waits for one step at most.
-            # executescript, because sqlite3's execute steps a statement that
-            # returns no row once, and incremental_vacuum frees one page per
-            # step (measured: 1 page per call instead of 2,048).
-            free = self._sqlite("PRAGMA freelist_count")
-            for _ in range(free // VACUUM_STEP_PAGES + 2):
-                if free <= 0 or self._stopped():
-                    break
-                self._sqlite(script=f"PRAGMA incremental_vacuum({VACUUM_STEP_PAGES});")
-                self._yield()
-                self.progress("vacuum", min(free, VACUUM_STEP_PAGES), None)
-                free = self._sqlite("PRAGMA freelist_count")
-            method = "incremental_vacuum"
-        else:
-            method = "none (an older file without auto-vacuum: run gc with --vacuum once)"
-        self._checkpoint()
-        return Space(before, self._size(), method)
+
+        def step(pages: int) -> bool:
+            self._yield()
+            self.progress("vacuum", pages, None)
+            return not self._stopped()
+
+        return return_space(self.db, full, before, step)
 
 
 def _key(h: Handler) -> tuple[str, str, str]:
     return (h[0] or "", h[1] or "", h[2] or "")
-
-
-def _with_rows(conn: Connection, trace_ids: Sequence[str]) -> set[str]:
-    """Those of ``trace_ids`` that still have a span or a log."""
-    q = (
-        select(spans.c.trace_id)
-        .where(spans.c.trace_id.in_(trace_ids))
-        .union(select(logs.c.trace_id).where(logs.c.trace_id.in_(trace_ids)))
-    )
-    return {row[0] for row in conn.execute(q)}
-
-
-def _delete_limited(conn: Connection, tbl: Table, where: Any, limit: int) -> int:
-    """Delete at most ``limit`` rows of ``tbl`` matching ``where``; the count.
-
-    By primary key (``DELETE ... WHERE key IN (SELECT key ... LIMIT n)``:
-    neither SQLite, as usually built, nor PostgreSQL has ``DELETE ... LIMIT``),
-    or by ``rowid`` / ``ctid`` for a table without one.
-    """
-    pk: list[Any] = list(tbl.primary_key.columns)
-    if not pk:
-        pk = [literal_column("ctid" if conn.dialect.name == "postgresql" else "rowid")]
-    key: Any = pk[0] if len(pk) == 1 else tuple_(*pk)
-    sub = select(*pk).select_from(tbl).where(where).limit(limit)
-    return int(conn.execute(delete(tbl).where(key.in_(sub))).rowcount)
