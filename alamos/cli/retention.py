@@ -229,7 +229,14 @@ def _print_summary(s: GcSummary, handlers: int) -> None:
     default=DEFAULT_BATCH_SIZE,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Rows deleted per transaction.",
+    help="Rows deleted per transaction at most.",
+)
+@click.option(
+    "--batch-seconds",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True, max=3600),
+    help="How long one delete transaction should take: batches shrink when --batch-size rows "
+    "take longer [default: 0.2 on SQLite, where the exporter waits for it; 0.25 on PostgreSQL].",
 )
 @click.option(
     "--vacuum",
@@ -247,6 +254,7 @@ def gc_command(
     keep_slowest: int,
     dry_run: bool,
     batch_size: int,
+    batch_seconds: float | None,
     vacuum: bool,
     handlers: int,
     as_json: bool,
@@ -263,6 +271,7 @@ def gc_command(
                 policy,
                 dry_run=dry_run,
                 batch_size=batch_size,
+                batch_seconds=batch_seconds,
                 vacuum=vacuum,
                 progress=progress,
             )

@@ -52,13 +52,33 @@ from alamos.retention.policy import Policy
 from alamos.retention.space import VACUUM_STEP_PAGES, checkpoint, return_space, size_of
 from alamos.retention.summary import GcSummary, Handler, HandlerCounts, Space
 
-__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_PAUSE", "VACUUM_STEP_PAGES", "Progress", "gc"]
+__all__ = [
+    "DEFAULT_BATCH_SECONDS",
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_PAUSE",
+    "MIN_ADAPTED_BATCH",
+    "VACUUM_STEP_PAGES",
+    "Progress",
+    "gc",
+]
 
 #: Rows deleted per transaction by default.
 DEFAULT_BATCH_SIZE = 5_000
 #: The pause (s) between two of gc's write transactions by default, per
 #: backend (see ``_Run._yield``).
 DEFAULT_PAUSE: Mapping[str, float] = MappingProxyType({"sqlite": 0.1, "postgresql": 0.0})
+
+#: How long one of gc's delete transactions should take, per backend: the
+#: batch shrinks below ``batch_size`` (to :data:`MIN_ADAPTED_BATCH` at
+#: least) when deleting ``batch_size`` rows takes longer, as
+#: pt-online-schema-change's ``--chunk-time`` does.  On SQLite an exporter
+#: waits for the whole of gc's transaction, so its length is the stall: on a
+#: loaded machine the same 5,000 rows take twice as long.  On PostgreSQL the
+#: exporter's inserts never wait for gc's row locks; the bound keeps
+#: transactions (and what autovacuum must wait for) short.
+DEFAULT_BATCH_SECONDS: Mapping[str, float] = MappingProxyType({"sqlite": 0.2, "postgresql": 0.25})
+#: The adapted batch never goes below this many rows (nor above ``batch_size``).
+MIN_ADAPTED_BATCH = 500
 
 #: ``progress(task, advance, total)``: ``advance`` more units of ``task`` done,
 #: out of ``total`` (``None``: unknown).
@@ -80,6 +100,7 @@ def gc(
     progress: Progress | None = None,
     stop: Stop | None = None,
     pause: float | None = None,
+    batch_seconds: float | None = None,
 ) -> GcSummary:
     """Apply ``policy`` to the database at ``url``; return what was deleted
     and kept.  ``dry_run``: change nothing, return the same summary.
@@ -87,7 +108,10 @@ def gc(
     checked between batches (an object with ``is_set()``); when set, gc
     returns early with ``interrupted=True`` and a later gc finishes.
     ``pause``: seconds between two write transactions (default: the
-    backend's, :data:`DEFAULT_PAUSE`).
+    backend's, :data:`DEFAULT_PAUSE`).  ``batch_seconds``: how long one
+    delete transaction should take; batches shrink (to
+    :data:`MIN_ADAPTED_BATCH` rows at least) when ``batch_size`` rows take
+    longer (default: the backend's, :data:`DEFAULT_BATCH_SECONDS`).
 
     Raises :class:`~alamos.core.errors.RetentionError` for a missing or empty
     database, one that cannot be reached, or another gc running on it;
@@ -99,10 +123,14 @@ def gc(
         raise TypeError(f"policy must be an alamos.retention.Policy, not {policy!r}")
     if pause is not None and not 0 <= pause <= 60:
         raise ValueError(f"pause must be from 0 to 60 seconds (got {pause!r})")
+    if batch_seconds is not None and not 0 < batch_seconds <= 3600:
+        raise ValueError(f"batch_seconds must be above 0 and at most 3600 (got {batch_seconds!r})")
     db = open_db(url, upgrade=not dry_run)
     try:
         run = _Run(db, policy, dry_run, batch_size, now_ns, progress, stop)
         run.pause = DEFAULT_PAUSE[db.dialect] if pause is None else float(pause)
+        if batch_seconds is not None:
+            run.batch_seconds = float(batch_seconds)
         if dry_run:
             return run.run(vacuum=False)
         with db.lock():
@@ -131,6 +159,10 @@ class _Run:
         self.policy = policy
         self.dry_run = dry_run
         self.batch = batch
+        #: Rows per delete transaction now (see :meth:`_adapt`).
+        self.limit = batch
+        self.batch_seconds = DEFAULT_BATCH_SECONDS[db.dialect]
+        self._rate: float | None = None
         self.now = time.time_ns() if now_ns is None else now_ns
         self.progress = progress or (lambda task, advance, total: None)
         self.stop = stop
@@ -278,15 +310,30 @@ class _Run:
     def _delete_batch(self) -> int | None:
         """One transaction (:func:`~alamos.retention.deleting.delete_batch`):
         the traces finished or spared, None when none is pending."""
+        t0 = time.perf_counter()
         with self.db.write.begin() as conn:
-            done = delete_batch(conn, self.policy, self.now, self.batch, self.spikes)
+            done = delete_batch(conn, self.policy, self.now, self.limit, self.spikes)
         if done is None:
             return None
+        self._adapt(done.spans + done.logs, time.perf_counter() - t0)
         self.batches += 1
         self.spared += done.spared
         self.rows["spans"] += done.spans
         self.rows["logs"] += done.logs
         return done.done
+
+    def _adapt(self, rows: int, seconds: float) -> None:
+        """The next batch's rows: what this backend deletes in
+        :attr:`batch_seconds` at the rate seen so far (an average of the
+        last batches' rates, so one slow batch does not halve the next),
+        from :data:`MIN_ADAPTED_BATCH` (or ``batch_size`` if smaller) to
+        ``batch_size``."""
+        if rows <= 0 or seconds <= 0:
+            return
+        rate = rows / seconds
+        self._rate = rate if self._rate is None else (self._rate + rate) / 2
+        floor = min(MIN_ADAPTED_BATCH, self.batch)
+        self.limit = max(floor, min(self.batch, int(self._rate * self.batch_seconds)))
 
     # -- 3. trim by age ----------------------------------------------------------------
 
@@ -306,14 +353,17 @@ class _Run:
             return
         self.progress(t.label, 0, None)
         while not self._stopped():
+            limit = self.limit
+            t0 = time.perf_counter()
             with self.db.write.begin() as conn:
-                n = delete_limited(conn, tbl, where, self.batch)
+                n = delete_limited(conn, tbl, where, limit)
+            self._adapt(n, time.perf_counter() - t0)
             self.batches += 1
             self.rows[t.label] += n
             if n:
                 self._yield()
             self.progress(t.label, n, None)
-            if n < self.batch:
+            if n < limit:
                 return
 
     def _expire_holds(self) -> None:

@@ -9,6 +9,9 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
+from alamos.core.level import Level
+from alamos.core.records import Record, SpanRecord
+from alamos.report.sql import SQLExporter
 from alamos.retention import Policy, RetentionError, gc, hold, list_holds, unhold
 from alamos.retention.decide import FATES
 
@@ -219,3 +222,53 @@ def test_new_sqlite_files_use_incremental_auto_vacuum(sqlite_url: str) -> None:
 
 def test_every_fate_is_named() -> None:
     assert FATES == ("hold", "ttl", "last", "errors", "slowest", "spike", "delete")
+
+
+def test_batches_shrink_to_the_time_they_may_take(db_url: str) -> None:
+    """``batch_seconds``: a batch of ``batch_size`` rows that takes longer is
+    followed by smaller ones (down to MIN_ADAPTED_BATCH rows), and the same
+    traces go.  A bound of a microsecond is always exceeded, so every batch
+    after the first is MIN_ADAPTED_BATCH rows."""
+    from alamos.retention.collect import MIN_ADAPTED_BATCH
+
+    n_traces, per_trace = 300, 10  # 3,000 span rows, all 8 days old
+    end = NOW - 8 * 24 * H
+
+    def one(t: int, i: int) -> SpanRecord:
+        parent = None if i == 0 else f"{1:016x}"
+        return SpanRecord(
+            f"{t:032x}", f"{i + 1:016x}", parent, "api", "GET /x", Level.PROD, end - 1_000, end,
+            "ok", None, {}, (), "api", "api-1",
+        )  # fmt: skip
+
+    records: list[Record] = [one(t, i) for t in range(1, n_traces + 1) for i in range(per_trace)]
+    exporter = SQLExporter(db_url)
+    try:
+        exporter.export(records)
+    finally:
+        exporter.close()
+    done: list[int] = []  # traces finished per delete batch
+
+    def progress(task: str, advance: int, total: int | None) -> None:
+        if task == "traces" and advance:
+            done.append(advance)
+
+    summary = gc(
+        db_url,
+        Policy(ttl="7d"),
+        now_ns=NOW,
+        batch_size=2_000,
+        batch_seconds=1e-6,
+        progress=progress,
+    )
+    assert summary.deleted == n_traces and summary.rows["spans"] == n_traces * per_trace
+    assert count(db_url, "alamos_spans") == 0
+    # The first batch: 2,000 rows (200 traces); then 500 rows (50 traces) each.
+    assert MIN_ADAPTED_BATCH == 500
+    assert done == [200, 50, 50]
+
+
+def test_batch_seconds_out_of_range_is_refused(db_url: str) -> None:
+    for bad in (0, -1.0, 3601):
+        with pytest.raises(ValueError, match="batch_seconds"):
+            gc(db_url, Policy(ttl="7d"), batch_seconds=bad)
