@@ -9,10 +9,10 @@ whole windows are summed in SQL (40 ms for the 68,964 rows of a day), and
 only these are counted from ``alamos_logs``, exact:
 
 * the edges (:meth:`~alamos.dashboard.rollup.Cover.edges`: before the first
-  whole window, and the last minutes, whose rows may not be written yet);
-* the paths with no log statistics at or before the covered windows' start
-  (a tree without statistics, logs written another way), over the whole
-  window.
+  whole window or a path's first row, and the last minutes, whose rows may
+  not be written yet);
+* the paths with no log statistics in the window (a tree without
+  statistics, logs written another way), over the whole window.
 """
 
 from __future__ import annotations
@@ -57,16 +57,17 @@ def logs_by_level(
 ) -> dict[str, dict[str, int]]:
     """``{path: {level: count}}`` of the logs in ``window`` (with ``f``), exact."""
     out: dict[str, dict[str, int]] = {}
-    cov = rollup.cover(conn, window, now_ns, table=log_stats)
+    present = rollup.paths_in(conn, logs)
+    cov = rollup.cover(conn, window, now_ns, table=log_stats, candidates=present)
     if cov is None:
         _count(conn, window, f, [], out)
         return out
     covered = sorted(cov.paths)
-    uncovered = [p for p in rollup.paths_in(conn, logs) if p not in cov.paths]
+    uncovered = [p for p in present if p not in cov.paths]
     if uncovered:
         _count(conn, window, f, [logs.c.path.in_(uncovered)], out)
-    for lo, hi in cov.edges(window):
-        _count(conn, Window("edge", lo, hi), f, [logs.c.path.in_(covered)], out)
+    for paths, lo, hi in cov.edges(window):
+        _count(conn, Window("edge", lo, hi), f, [logs.c.path.in_(paths)], out)
     c = log_stats.c
     summed = (
         select(c.path, c.level, func.sum(c.count).label("n"))

@@ -194,8 +194,8 @@ def tree_rows(
         uncovered = [p for p in rollup.paths_in(conn) if p not in cov.paths]
         if uncovered:
             raw.append(([s.path.in_(uncovered)], window))
-        for lo, hi in cov.edges(window):
-            raw.append(([s.path.in_(sorted(cov.paths))], Window("edge", lo, hi)))
+        for paths, lo, hi in cov.edges(window):
+            raw.append(([s.path.in_(paths)], Window("edge", lo, hi)))
     groups: dict[str, _Group] = {}
     for extra, part in raw:
         where = [*extra, *_span_filters(part, f)]
@@ -272,7 +272,7 @@ def layer_series(
     err: list[float | None] = [0.0] * CHART_BUCKETS
     now = time.time_ns() if now_ns is None else now_ns
     cov = rollup.cover(conn, window, now, path=path)
-    parts = [window] if cov is None else [Window("edge", lo, hi) for lo, hi in cov.edges(window)]
+    parts = [window] if cov is None else [Window("edge", lo, hi) for lo, hi in cov.spans(window)]
     raw: dict[int, _Group] = {}
     for part in parts:
         for b, group in _scan(conn, bucket, [s.path == path, *_span_filters(part, f)]).items():
@@ -329,7 +329,7 @@ def slowest_spans(
         query = select(*_SPAN_COLUMNS).where(s.path == path, *_span_filters(window, f))
         return list(conn.execute(query.order_by(*order).limit(limit)))
     ranges, floor = found
-    parts = [Window("part", lo, hi) for lo, hi in (*ranges, *cov.edges(window))]
+    parts = [Window("part", lo, hi) for lo, hi in (*ranges, *cov.spans(window))]
     rows: list[Any] = []
     for part in parts:
         where = [s.path == path, *_span_filters(part, f)]
