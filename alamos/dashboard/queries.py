@@ -18,11 +18,11 @@ from sqlalchemy import Connection, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from alamos.core.level import LOG_LEVELS
-from alamos.dashboard import rollup
+from alamos.dashboard import logcounts, rollup, tiers
 from alamos.dashboard.db import Filters, Window
 from alamos.dashboard.search import status_is
 from alamos.dashboard.sketch_cache import SketchCache
-from alamos.report.sql.schema import experiments, logs, span_stats, spans
+from alamos.report.sql.schema import experiments, logs, spans
 from alamos.stats.sketch import BinSum, quantile
 
 __all__ = [
@@ -162,7 +162,7 @@ def tree_rows(
     cache: SketchCache | None = None,
 ) -> list[LayerRow]:
     """Every experiment (and its ancestors) as a row, in tree order."""
-    e, s, lg = experiments.c, spans.c, logs.c
+    e, s = experiments.c, spans.c
     rows: dict[str, LayerRow] = {}
 
     def row(path: str) -> LayerRow:
@@ -191,11 +191,11 @@ def tree_rows(
     if cov is None:
         raw.append(([], window))
     else:
-        uncovered = [p for p in rollup.paths_with_spans(conn) if p not in cov.paths]
+        uncovered = [p for p in rollup.paths_in(conn) if p not in cov.paths]
         if uncovered:
             raw.append(([s.path.in_(uncovered)], window))
-        for lo, hi in cov.edges(window):
-            raw.append(([s.path.in_(sorted(cov.paths))], Window("edge", lo, hi)))
+        for paths, lo, hi in cov.edges(window):
+            raw.append(([s.path.in_(paths)], Window("edge", lo, hi)))
     groups: dict[str, _Group] = {}
     for extra, part in raw:
         where = [*extra, *_span_filters(part, f)]
@@ -207,11 +207,12 @@ def tree_rows(
             count_spark(r.path, r.b, int(r.n))
     stats: dict[str, rollup.StatsGroup] = {}
     if cov is not None:
-        found = rollup.units(conn, cov, f)
-        sums = rollup.summed(conn, cov, f, found, SketchCache() if cache is None else cache)
-        stats = rollup.grouped(found, sums, lambda u: u.path)
-        for u in found:
-            count_spark(u.path, (u.window_start_ns - window.start_ns) // step, u.count)
+        found = tiers.pieces(conn, cov, f, window.start_ns, step)
+        for p in found:
+            count_spark(p.path, p.bucket, p.count)
+        hours = tiers.whole_hours(found)
+        sums = tiers.sketches(conn, cov, f, hours, SketchCache() if cache is None else cache)
+        stats = tiers.grouped(hours, sums, lambda p: p.path)
     for path in groups.keys() | stats.keys():
         got = row(path)
         summed = stats.get(path)
@@ -220,13 +221,8 @@ def tree_rows(
         got.rate = got.spans / window.seconds
     for path, line in spark.items():
         row(path).spark = line
-    per_level = (
-        select(lg.path, lg.level, func.count().label("n"))
-        .where(*_log_filters(window, f))
-        .group_by(lg.path, lg.level)
-    )
-    for r in conn.execute(per_level):
-        row(r.path).logs[r.level] = int(r.n)
+    for path, levels in logcounts.logs_by_level(conn, window, f, now).items():
+        row(path).logs = levels
     for path in list(rows):
         parts = path.split(".")
         for i in range(1, len(parts)):
@@ -276,21 +272,17 @@ def layer_series(
     err: list[float | None] = [0.0] * CHART_BUCKETS
     now = time.time_ns() if now_ns is None else now_ns
     cov = rollup.cover(conn, window, now, path=path)
-    parts = [window] if cov is None else [Window("edge", lo, hi) for lo, hi in cov.edges(window)]
+    parts = [window] if cov is None else [Window("edge", lo, hi) for lo, hi in cov.spans(window)]
     raw: dict[int, _Group] = {}
     for part in parts:
         for b, group in _scan(conn, bucket, [s.path == path, *_span_filters(part, f)]).items():
             raw.setdefault(min(max(int(b), 0), CHART_BUCKETS - 1), _Group()).add(group)
     stats: dict[int, rollup.StatsGroup] = {}
     if cov is not None:
-        where = [span_stats.c.path == path]
-        found = rollup.units(conn, cov, f, where)
-        sums = rollup.summed(conn, cov, f, found, SketchCache() if cache is None else cache, where)
-
-        def bucket_of(u: rollup.Unit) -> int:
-            return min(max((u.window_start_ns - window.start_ns) // step, 0), CHART_BUCKETS - 1)
-
-        stats = rollup.grouped(found, sums, bucket_of)
+        found = tiers.pieces(conn, cov, f, window.start_ns, step, path=path)
+        held = SketchCache() if cache is None else cache
+        sums = tiers.sketches(conn, cov, f, found, held, (window.start_ns, step), path=path)
+        stats = tiers.grouped(found, sums, lambda p: min(max(p.bucket, 0), CHART_BUCKETS - 1))
     for i in raw.keys() | stats.keys():
         count, errors, lo, hi = raw.get(i, _Group()).figures(stats.get(i))
         p50[i] = None if lo is None else lo / 1e6
@@ -337,7 +329,7 @@ def slowest_spans(
         query = select(*_SPAN_COLUMNS).where(s.path == path, *_span_filters(window, f))
         return list(conn.execute(query.order_by(*order).limit(limit)))
     ranges, floor = found
-    parts = [Window("part", lo, hi) for lo, hi in (*ranges, *cov.edges(window))]
+    parts = [Window("part", lo, hi) for lo, hi in (*ranges, *cov.spans(window))]
     rows: list[Any] = []
     for part in parts:
         where = [s.path == path, *_span_filters(part, f)]

@@ -10,15 +10,17 @@ DDSketch of the durations.  Over a window longer than
   :data:`LAG_NS` before now (the rows of the last minutes may not be
   written yet), come from the rows: counts and errors summed in SQL per
   path (and per time bucket), the sketches summed in Python
-  (:class:`~alamos.stats.sketch.BinSum`);
+  (:class:`~alamos.stats.sketch.BinSum`), from the hour tier
+  ``alamos_span_stats_1h`` where it is complete (:mod:`~alamos.dashboard.tiers`);
 * the edges (the part of the first statistics window before the page's
   start, and the last minutes) come from the spans, exact, and are added in.
 
 So counts and errors are exact, and p50/p99 are within the sketch's 1%
 relative error (the page says "≈").  A path counts as covered from its
-first statistics row on; a path without any (a tree with
-``stats_interval=None``, or spans written another way) is read from its
-spans, as on short windows.
+first statistics row on (its spans before it are read); a path without
+any (a tree with ``stats_interval=None``, or spans written another way)
+is read from its spans, as on short windows.  The tree page's logs by level are counted
+the same way from ``alamos_log_stats`` (:mod:`~alamos.dashboard.logcounts`).
 
 Measured with scripts/dashboard_bench.py (1,000,000 spans over 24 h, 8,289
 statistics rows): see docs/dashboard.md.
@@ -26,17 +28,14 @@ statistics rows): see docs/dashboard.md.
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Callable, Hashable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
 
 import attrs
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from alamos.dashboard.db import Filters, Window
-from alamos.dashboard.sketch_cache import SketchCache, Summed
 from alamos.report.sql.schema import span_stats, spans
 from alamos.stats.sketch import BinSum
 
@@ -45,13 +44,9 @@ __all__ = [
     "STATS_FROM_S",
     "Cover",
     "StatsGroup",
-    "Unit",
     "cover",
-    "grouped",
-    "paths_with_spans",
+    "paths_in",
     "slowest_windows",
-    "summed",
-    "units",
 ]
 
 #: Windows of this many seconds or more read the statistics rows; shorter
@@ -70,20 +65,32 @@ MAX_STATS_WINDOW_NS = 3600 * 10**9
 @attrs.frozen
 class Cover:
     """The statistics windows ``[a_ns, b_ns)`` inside the page's window, and
-    the paths whose statistics cover it (their first row is at or before
-    ``a_ns``)."""
+    the paths whose statistics cover them: ``starts`` holds each such path
+    and where its rows start to stand in for its records (``a_ns``, or its
+    first row if later); ``grid``: every window's length divides it."""
 
     a_ns: int
     b_ns: int
-    paths: frozenset[str]
+    starts: tuple[tuple[str, int], ...]
+    grid: int
 
-    def edges(self, window: Window) -> list[tuple[int, int]]:
-        """The parts of ``window`` read from the spans."""
-        return [
-            (lo, hi)
-            for lo, hi in ((window.start_ns, self.a_ns), (self.b_ns, window.end_ns))
-            if hi > lo
-        ]
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset(p for p, _ in self.starts)
+
+    def edges(self, window: Window) -> list[tuple[list[str], int, int]]:
+        """The parts of ``window`` read from the records, ``(paths, lo, hi)``:
+        before each path's start, and from ``b_ns`` on."""
+        by_start: dict[int, list[str]] = {}
+        for p, start in self.starts:
+            by_start.setdefault(start, []).append(p)
+        parts = [(sorted(ps), window.start_ns, start) for start, ps in sorted(by_start.items())]
+        parts.append((sorted(self.paths), self.b_ns, window.end_ns))
+        return [(ps, lo, hi) for ps, lo, hi in parts if hi > lo]
+
+    def spans(self, window: Window) -> list[tuple[int, int]]:
+        """:meth:`edges` as time ranges only (a cover of one path)."""
+        return [(lo, hi) for _, lo, hi in self.edges(window)]
 
 
 def _lcm(values: Sequence[int]) -> int:
@@ -93,12 +100,21 @@ def _lcm(values: Sequence[int]) -> int:
     return out
 
 
-def cover(conn: Connection, window: Window, now_ns: int, path: str | None = None) -> Cover | None:
-    """Where the statistics rows can stand in for the spans, or ``None``
-    (a short window, or no rows).  ``path``: only that path."""
+def cover(
+    conn: Connection,
+    window: Window,
+    now_ns: int,
+    path: str | None = None,
+    table: Table = span_stats,
+    candidates: Sequence[str] | None = None,
+) -> Cover | None:
+    """Where the statistics rows of ``table`` (``alamos_span_stats``, or
+    ``alamos_log_stats`` for the logs) can stand in for the records, or
+    ``None`` (a short window, or no rows).  ``path``: only that path;
+    ``candidates``: only these paths, each looked up alone."""
     if window.seconds < STATS_FROM_S:
         return None
-    c = span_stats.c
+    c = table.c
     in_window = [c.window_start_ns >= window.start_ns, c.window_start_ns < window.end_ns]
     if path is not None:
         in_window.append(c.path == path)
@@ -114,11 +130,34 @@ def cover(conn: Connection, window: Window, now_ns: int, path: str | None = None
     b = (min(window.end_ns, now_ns - LAG_NS) // grid) * grid
     if b - a < grid:
         return None
-    first = select(c.path, func.min(c.window_start_ns).label("first")).group_by(c.path)
-    if path is not None:
-        first = first.where(c.path == path)
-    paths = frozenset(r.path for r in conn.execute(first) if int(r.first) <= a)
-    return Cover(a, b, paths) if paths else None
+    # Each path from its first row on (spans before it are read): a
+    # week's window over a day of rows reads the rows, not every span.
+    if candidates is None:
+        first = (
+            select(c.path, func.min(c.window_start_ns).label("first"))
+            .where(c.window_start_ns < b)
+            .group_by(c.path)
+        )
+        if path is not None:
+            first = first.where(c.path == path)
+        firsts = [(r.path, int(r.first)) for r in conn.execute(first)]
+    else:
+        # One ordered seek a path: alamos_log_stats has no index starting
+        # with the path, and its GROUP BY path took 22 ms on the bench's
+        # day (68,964 rows), these 13 seeks under 1 ms.
+        firsts = []
+        for p in candidates:
+            one = (
+                select(c.window_start_ns)
+                .where(c.path == p, c.window_start_ns < b)
+                .order_by(c.window_start_ns)
+                .limit(1)
+            )
+            found = conn.execute(one).scalar()
+            if found is not None:
+                firsts.append((p, int(found)))
+    starts = tuple(sorted((p, max(a, start)) for p, start in firsts if start < b))
+    return Cover(a, b, starts, grid) if starts else None
 
 
 def _stats_filters(cov: Cover, f: Filters) -> list[ColumnElement[bool]]:
@@ -139,149 +178,15 @@ class StatsGroup:
     bins: BinSum = attrs.field(factory=BinSum)
 
 
-UnitKey = tuple[str, int, int, str, str, str]
-"""(path, window start, window length, service, node, level)."""
-
-
-@attrs.frozen
-class Unit:
-    """The covered rows of one :data:`UnitKey`: how many, and their spans and errors."""
-
-    key: UnitKey
-    rows: int
-    count: int
-    errors: int
-
-    @property
-    def path(self) -> str:
-        return self.key[0]
-
-    @property
-    def window_start_ns(self) -> int:
-        return self.key[1]
-
-
-def _unit_columns() -> list[ColumnElement[Any]]:
-    c = span_stats.c
-    return [c.path, c.window_start_ns, c.window_ns, c.service, c.node, c.level]
-
-
-def units(
-    conn: Connection, cov: Cover, f: Filters, where: Sequence[ColumnElement[bool]] = ()
-) -> list[Unit]:
-    """The covered rows by unit: counts and errors summed in the database."""
-    c = span_stats.c
-    cols = _unit_columns()
-    query = (
-        select(*cols, func.count().label("r"), func.sum(c.count).label("n"))
-        .add_columns(func.sum(c.errors).label("e"))
-        .where(c.path.in_(sorted(cov.paths)), *_stats_filters(cov, f), *where)
-        .group_by(*cols)
-    )
-    return [
-        Unit(
-            (r[0], int(r[1]), int(r[2]), r[3], r[4], r[5]),
-            int(r.r),
-            int(r.n),
-            int(r.e),
-        )
-        for r in conn.execute(query)
-    ]
-
-
-def summed(
-    conn: Connection,
-    cov: Cover,
-    f: Filters,
-    found: Sequence[Unit],
-    cache: SketchCache,
-    where: Sequence[ColumnElement[bool]] = (),
-) -> dict[UnitKey, BinSum | Summed]:
-    """Each unit's summed sketches: from ``cache`` if the database holds the
-    same rows for it as when it was read, else read (the missing windows'
-    rows only, by ranges of window start) and kept."""
-    out: dict[UnitKey, BinSum | Summed] = {}
-    missing: dict[UnitKey, Unit] = {}
-    for u in found:
-        held = cache.get(u.key, (u.rows, u.count))
-        if held is None:
-            missing[u.key] = u
-        else:
-            out[u.key] = held
-    if not missing:
-        return out
-    read: dict[UnitKey, BinSum] = {}
-    c = span_stats.c
-    conds = [c.path.in_(sorted(cov.paths)), *_stats_filters(cov, f), *where]
-    for lo, hi in _ranges(sorted({u.window_start_ns for u in missing.values()})):
-        query = select(*_unit_columns(), c.sketch).where(
-            *conds, c.window_start_ns >= lo, c.window_start_ns <= hi
-        )
-        for r in conn.execute(query):
-            key: UnitKey = (r[0], int(r[1]), int(r[2]), r[3], r[4], r[5])
-            if key in missing:
-                bins = read.get(key)
-                if bins is None:
-                    bins = read[key] = BinSum()
-                bins.add_text(r[6])
-    for key, bins in read.items():
-        out[key] = bins
-        compact = bins.compact()
-        if compact is not None:
-            u = missing[key]
-            low, counts, zero = compact
-            cache.put(key, Summed((u.rows, u.count), low, counts, zero))
-    return out
-
-
-K = TypeVar("K", bound=Hashable)
-
-
-def grouped(
-    found: Sequence[Unit], sums: dict[UnitKey, BinSum | Summed], key: Callable[[Unit], K]
-) -> dict[K, StatsGroup]:
-    """Units gathered by ``key(unit)``: counts, errors and (``sums``) bins added."""
-    out: dict[K, StatsGroup] = {}
-    for u in found:
-        k = key(u)
-        group = out.get(k)
-        if group is None:
-            group = out[k] = StatsGroup()
-        group.count += u.count
-        group.errors += u.errors
-        held = sums.get(u.key)
-        if isinstance(held, Summed):
-            group.bins.add_counts(held.low, held.counts)
-            group.bins.zero += held.zero
-        elif held is not None:
-            group.bins.add_sum(held)
-    return out
-
-
-def _ranges(starts: Sequence[int], gap: int = 10) -> list[tuple[int, int]]:
-    """Sorted window starts as ``[lo, hi]`` ranges: a new range where the
-    next start is more than ``gap`` starts' distance (the smallest step
-    seen) away, so a few new minutes at the end are one small query."""
-    if not starts:
-        return []
-    step = min((b - a for a, b in itertools.pairwise(starts)), default=1) or 1
-    out = [[starts[0], starts[0]]]
-    for s in starts[1:]:
-        if s - out[-1][1] > gap * step:
-            out.append([s, s])
-        else:
-            out[-1][1] = s
-    return [(lo, hi) for lo, hi in out]
-
-
-def paths_with_spans(conn: Connection) -> list[str]:
-    """Every distinct path in ``alamos_spans``, by a loose index scan (one
-    index seek per path, a recursive query both databases run), not a
-    scan of every span."""
-    s = spans.c
+def paths_in(conn: Connection, table: Table = spans) -> list[str]:
+    """Every distinct path in ``table`` (``alamos_spans`` or ``alamos_logs``,
+    whose indexes start with the path), by a loose index scan (one index
+    seek per path, a recursive query both databases run), not a scan of
+    every row."""
+    s = table.c
     anchor = select(func.min(s.path).label("path"))
     walk = anchor.cte("paths", recursive=True)
-    inner = spans.alias("later")
+    inner = table.alias("later")
     following = select(func.min(inner.c.path)).where(inner.c.path > walk.c.path).scalar_subquery()
     walk = walk.union_all(select(following).where(walk.c.path.is_not(None)))
     return [r.path for r in conn.execute(select(walk.c.path).where(walk.c.path.is_not(None)))]

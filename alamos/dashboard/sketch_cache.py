@@ -1,19 +1,24 @@
-"""Summed sketches kept between requests: a statistics window's rows are
-read and decoded once, not at every page load.
+"""Summed sketches kept between requests: a piece's rows are read and
+decoded once, not at every page load.
 
-A *unit* is the rows of one path, statistics window, service, node and
-level (the finest grain the pages filter or group by).  The dashboard keeps
-each unit's summed bins (compact: ``array('d')``), keyed by the unit and
-checked against the rows the database has for it now (how many, and how
-many spans): a row written since (a late span, another process) makes the
-unit stale, and it is read again.  So a page over 24 h reads the sketches of
-the minutes it has not seen, and sums the units it has (a few us each).
+A *piece* (:mod:`alamos.dashboard.tiers`) is the statistics rows of one
+path, service, node and level in one hour (and, on a chart, one time
+bucket): its hour rows (``("1h", ...)`` keys) where they add up to its
+minute rows, else its minute rows (``("1m", ..., first, last window
+start)``).  The dashboard keeps each piece's summed bins (compact:
+``array('d')``), checked against the rows the database has for it now (how
+many, and how many spans): a row written since (a late span, another
+process) makes the piece stale, and it is read again.  So a page over 24 h
+sums about 150 cached pieces and reads only the pieces that changed (the
+hour being written, and the window's edges as it slides).
 
-Measured with scripts/dashboard_bench.py (1,000,000 spans, 8,289 statistics
-rows over 24 h): see docs/dashboard.md for the first and the following loads.
+Per hour rather than per minute (the first version): a repeated tree page
+over 24 h added 8,289 cached minute sums, 79 ms on the bench, where the
+hour pieces take under 5 ms (cProfile on ``queries.tree_rows``); see
+docs/dashboard.md for the pages' figures.
 
 The cache belongs to one :class:`~alamos.dashboard.db.Database` (no
-process-wide state); it holds at most :data:`MAX_UNITS` units (least
+process-wide state); it holds at most :data:`MAX_UNITS` pieces (least
 recently used dropped first: about 0.5 KB each, so 40 MB at most).
 """
 
@@ -28,13 +33,14 @@ import attrs
 
 __all__ = ["MAX_UNITS", "SketchCache", "Summed"]
 
-#: Units kept (7 days of one path, service, node and level is 10,080).
+#: Pieces kept (7 days of one path, service, node and level is 168, or up
+#: to 2 a bucket on a chart).
 MAX_UNITS = 100_000
 
 
 @attrs.frozen
 class Summed:
-    """A unit's summed bins: counts of keys ``low``, ``low + 1``...; the
+    """A piece's summed bins: counts of keys ``low``, ``low + 1``...; the
     zero count; ``check`` what the database held when it was read."""
 
     check: tuple[int, int]
@@ -44,7 +50,7 @@ class Summed:
 
 
 class SketchCache:
-    """Units' summed bins, least recently used dropped past ``max_units``."""
+    """Pieces' summed bins, least recently used dropped past ``max_units``."""
 
     def __init__(self, max_units: int = MAX_UNITS) -> None:
         self.max_units = max_units
