@@ -292,7 +292,8 @@ def test_the_cli_dry_run_prints_both(db_url: str) -> None:
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any("kept: spike frame" in x and x.rstrip(" │|").endswith(" 1") for x in lines), lines
-    for table, n in (("alamos_span_stats", 2), ("alamos_span_stats_1h", 1), ("alamos_log_stats", 3)):
+    trimmed = {"alamos_span_stats": 2, "alamos_span_stats_1h": 1, "alamos_log_stats": 3}
+    for table, n in trimmed.items():
         (line,) = [x for x in lines if f"statistics:{table} " in x]
         assert line.rstrip(" │|").endswith(f" {n}"), line
     assert snapshot(db_url) == before
