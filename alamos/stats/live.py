@@ -218,6 +218,11 @@ class LiveStats:
             group.add_attributes(chosen, self.attribute_names)
 
     def _count_logs(self, logs: list[LogRecord]) -> None:
+        # Per log: an attribute read, min/max and one Counter step over a
+        # (path, level) tuple, all C-level.  Measured (timeit, batches of 512
+        # logs, noisy 2-core VM): observe went from 20 to 205 ns a log, about
+        # half of it the Counter of the tuples; a log costs the whole process
+        # about 3.2 us end to end.
         w = self.window_ns
         stamps = list(map(_ts_of, logs))
         lo, hi = min(stamps), max(stamps)
