@@ -7,11 +7,13 @@ Builds (once; kept for the next run) a database of ``--spans`` spans and
 ``--logs`` logs spread over the 24 hours before now: 12 layers in 3
 services, traces of 5 spans (api -> cesium -> storage -> wal, and a cache
 lookup), 1% of the requests in error, 0.1% in a debug session, metric
-snapshots every 10 s, and the span statistics a real tree would have
-written for those spans (``alamos_span_stats``: the spans are run through
-the tree's own observer, :class:`alamos.stats.live.LiveStats`, one per
-service, in batches of 512 in start order, each window emitted once it has
-ended).  The tables and indexes are alamos' own (``ensure_schema``).
+snapshots every 10 s, and the statistics a real tree would have written
+for those spans and logs (``alamos_span_stats``, its hourly tier
+``alamos_span_stats_1h`` and the log counts ``alamos_log_stats``: the spans,
+in start order, and the logs, in time order, interleaved by time, are run
+through the tree's own observer, :class:`alamos.stats.live.LiveStats`, one
+per service, in batches of 512, each window and hour emitted once it has
+ended, the last hour at close).  The tables and indexes are alamos' own (``ensure_schema``).
 Then it requests each page through the real app
 (Starlette's test client: queries *and* rendering) ``--rounds`` times and
 prints the first (the app's cache of summed statistics sketches is empty
@@ -23,6 +25,7 @@ per page.  The tree and layer pages are measured at 15 min, 1 h, 24 h and
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sqlite3
@@ -184,60 +187,74 @@ def build(path: Path, n_spans: int, n_logs: int, stats: bool = True) -> int:
 
 def write_stats(path: Path, batch: int = 512) -> int:
     """The statistics rows the trees would have written for the stored spans
-    (see the module docstring); returns how many."""
+    and logs (see the module docstring); prints how many of each table and
+    returns how many in all."""
+    import heapq
+    from collections import Counter
+
     from alamos.core.level import parse_level
-    from alamos.core.records import SpanRecord, SpanStatsRecord
+    from alamos.core.records import LogRecord, Record, SpanRecord
     from alamos.report.sql import SQLExporter
-    from alamos.stats.live import DEFAULT_INTERVAL, LiveStats
+    from alamos.stats.live import DEFAULT_INTERVAL, LiveStats, StatsRow
 
     window = int(DEFAULT_INTERVAL * 1e9)
     live: dict[str, LiveStats] = {}
-    out: list[SpanStatsRecord] = []
+    out: list[StatsRow] = []
+    written: Counter[str] = Counter()
     exporter = SQLExporter(f"sqlite:///{path}")
-    written = 0
     conn = sqlite3.connect(path)
-    cur = conn.execute(
-        "SELECT trace_id, span_id, parent_span_id, path, name, level, start_ns, end_ns, "
-        "status, service FROM alamos_spans ORDER BY start_ns"
-    )
-    while rows := cur.fetchmany(batch):
-        by_service: dict[str, list[SpanRecord]] = {}
-        for t, s, parent, p, name, level, start, end, status, service in rows:
-            by_service.setdefault(service, []).append(
-                SpanRecord(
-                    t,
-                    s,
-                    parent,
-                    p,
-                    name,
-                    parse_level(level),
-                    start,
-                    end,
-                    status,
-                    None,
-                    {},
-                    (),
-                    service,
-                    "node-1",
-                )
-            )
-        now = rows[-1][6]
-        for service, spans in by_service.items():
+
+    def spans() -> Any:
+        cur = conn.execute(
+            "SELECT trace_id, span_id, parent_span_id, path, name, level, start_ns, end_ns, "
+            "status, service FROM alamos_spans ORDER BY start_ns"
+        )
+        while rows := cur.fetchmany(batch):
+            for t, s, parent, p, name, level, start, end, status, service in rows:
+                yield SpanRecord(
+                    t, s, parent, p, name, parse_level(level), start, end, status, None, {}, (),
+                    service, "node-1",
+                )  # fmt: skip
+
+    def logs() -> Any:
+        cur = conn.execute(
+            "SELECT id, ts_ns, path, level, service, node FROM alamos_logs ORDER BY ts_ns"
+        )
+        while rows := cur.fetchmany(batch):
+            for i, ts, p, level, service, node in rows:
+                yield LogRecord(i, ts, p, level, "", None, None, {}, None, service, node)
+
+    def at(r: Record) -> int:
+        return r.start_ns if isinstance(r, SpanRecord) else r.ts_ns  # type: ignore[union-attr]
+
+    def flush_rows() -> None:
+        exporter.export(out)
+        written.update(type(r).table for r in out)
+        out.clear()
+
+    # Spans (by start) and logs (by time) interleaved, as one worker per
+    # service would see them, in batches of ``batch``.
+    records = heapq.merge(spans(), logs(), key=at)
+    while part := list(itertools.islice(records, batch)):
+        by_service: dict[str, list[Record]] = {}
+        for r in part:
+            by_service.setdefault(r.service, []).append(r)  # type: ignore[union-attr]
+        now = at(part[-1])
+        for service, records_of in by_service.items():
             stats = live.get(service)
             if stats is None:
                 stats = live[service] = LiveStats(window, lambda s=service: (s, "node-1"))
-            stats.observe(spans)
+            stats.observe(records_of)
             out += stats.emit(now)
         if len(out) >= 5000:
-            exporter.export(out)
-            written += len(out)
-            out.clear()
+            flush_rows()
     conn.close()
     for stats in live.values():
-        out += stats.emit()
-    exporter.export(out)
+        out += stats.close()
+    flush_rows()
     exporter.close()
-    return written + len(out)
+    print(", ".join(f"{n:,} rows of {t}" for t, n in sorted(written.items())), flush=True)
+    return sum(written.values())
 
 
 def main() -> None:

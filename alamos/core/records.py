@@ -27,10 +27,13 @@ __all__ = [
     "EventRecord",
     "ExperimentRecord",
     "LogRecord",
+    "LogStatsRecord",
     "MetricRecord",
     "Record",
     "ReportRecord",
     "SpanRecord",
+    "SpanStatsBase",
+    "SpanStatsHourRecord",
     "SpanStatsRecord",
     "new_log_record",
     "new_span_record",
@@ -203,10 +206,15 @@ class ExperimentRecord(_Built):
 
 
 @attrs.frozen(slots=True)
-class SpanStatsRecord(_Leveled):
+class SpanStatsBase(_Leveled):
     """Statistics of the spans of one ``(path, name, status, level)`` that
     started in one window (``[window_start_ns, window_start_ns + window_ns)``),
-    as one process saw them between two emissions (see :mod:`alamos.stats`).
+    as one process saw them between two emissions (see :mod:`alamos.stats`):
+    the fields shared by the minute rows (:class:`SpanStatsRecord`) and the
+    hour rows (:class:`SpanStatsHourRecord`).  Code that reads statistics of
+    any tier (:func:`alamos.stats.merge`) takes this class; code that means
+    one tier checks for that tier's class, so an hour row is never taken for
+    a minute row (an attrs record is only equal to one of its own class).
 
     Durations are integer nanoseconds: ``sum_ns``, ``min_ns`` and ``max_ns``
     are exact; ``mean_ns`` and ``m2`` (the sum of squared deviations from
@@ -216,9 +224,6 @@ class SpanStatsRecord(_Leveled):
     "m2", "min", "max"}``.  ``id`` is fixed when the record is built, so a
     replay from the spool stores nothing twice.
     """
-
-    table: ClassVar[str] = "alamos_span_stats"
-    record_kind: ClassVar[str] = "span_stats"
 
     id: str
     window_start_ns: int
@@ -240,7 +245,61 @@ class SpanStatsRecord(_Leveled):
     node: str
 
 
-Record = SpanRecord | LogRecord | MetricRecord | ReportRecord | ExperimentRecord | SpanStatsRecord
+@attrs.frozen(slots=True)
+class SpanStatsRecord(SpanStatsBase):
+    """A row of the statistics window (``stats_interval``, a minute by
+    default): see :class:`SpanStatsBase`."""
+
+    table: ClassVar[str] = "alamos_span_stats"
+    record_kind: ClassVar[str] = "span_stats"
+
+
+@attrs.frozen(slots=True)
+class SpanStatsHourRecord(SpanStatsBase):
+    """A row of the hourly tier (``window_ns`` is an hour): the window rows
+    of one group and hour summed by the live statistics when they are
+    emitted, so that a long window reads 24 rows a day instead of 1,440
+    (see docs/stats.md, "Tiers")."""
+
+    table: ClassVar[str] = "alamos_span_stats_1h"
+    record_kind: ClassVar[str] = "span_stats_1h"
+
+
+@attrs.frozen(slots=True)
+class LogStatsRecord(_Built):
+    """How many logs of one ``(path, level)`` one process recorded in one
+    statistics window (by their ``ts_ns``) between two emissions.  ``level``
+    is the loguru level name, as in ``alamos_logs.level``; the row is
+    exported at the level of the logs it counts, so a database gets the
+    counts of the logs it stores.  ``id`` is fixed when the record is built."""
+
+    table: ClassVar[str] = "alamos_log_stats"
+    record_kind: ClassVar[str] = "log_stats"
+
+    id: str
+    window_start_ns: int
+    window_ns: int
+    path: str
+    level: str
+    count: int
+    service: str
+    node: str
+
+    @property
+    def export_level(self) -> Level:
+        return log_export_level(self.level)
+
+
+Record = (
+    SpanRecord
+    | LogRecord
+    | MetricRecord
+    | ReportRecord
+    | ExperimentRecord
+    | SpanStatsRecord
+    | SpanStatsHourRecord
+    | LogStatsRecord
+)
 
 
 T = TypeVar("T")

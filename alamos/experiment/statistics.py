@@ -1,4 +1,4 @@
-"""Wiring the live span statistics (:mod:`alamos.stats`) to a tree's collector.
+"""Wiring the live statistics (:mod:`alamos.stats`) to a tree's collector.
 
 The statistics run only where there is a collector, i.e. when the tree has a
 background exporter (a database): they are rows for the database, computed
@@ -6,12 +6,15 @@ on the collector's worker.  A tree whose only exporters are synchronous (the
 test :class:`~alamos.testing.Recorder`) has no worker, and computes none: its
 instrumented thread would pay for them.
 
-* the observer counts every batch of finished spans the worker builds;
-* a poller emits the windows that have ended (every ``stats_interval``,
-  at most every 5 s, so a window's rows follow its end by at most that);
-* a flush poller emits everything held at each flush, so a flush makes the
-  statistics of everything recorded before it durable;
-* at close, the worker asks the observer once more after its last drain.
+* the observer counts every batch of finished spans and logs the worker builds;
+* a poller emits the windows, and the hours, that have ended (every
+  ``stats_interval``, at most every 5 s, so a window's rows follow its end
+  by at most that);
+* a flush poller emits every window held at each flush, so a flush makes the
+  statistics of everything recorded before it durable (an hour's row waits
+  for its hour to end);
+* at close, the worker asks the observer once more after its last drain:
+  every window, and the part of the current hour it saw.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ def attach_statistics(config: Config, state: RootState, collector: Collector) ->
         lambda: (state.service, state.node),
         config.stats_attributes,
     )
-    collector.add_observer(Observer("statistics", live.observe, at_close=live.emit))
+    collector.add_observer(Observer("statistics", live.observe, at_close=live.close))
     collector.add_poller(Poller("statistics at flush", math.inf, live.emit, at_flush=True))
     collector.add_poller(
         Poller("statistics", min(interval, EMIT_EVERY), lambda: live.emit(time.time_ns()))

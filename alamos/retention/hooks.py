@@ -33,6 +33,10 @@ __all__ = [
 #: Analysis tables deleted by age with the ``statistics`` TTL: (table, time column).
 STATISTICS_TABLES: tuple[tuple[str, str], ...] = (
     ("alamos_span_stats", "window_start_ns"),
+    # The hourly tier and the log counts (v4): an hour row goes once its
+    # hour's start is older than the TTL, as a window row goes by its start.
+    ("alamos_span_stats_1h", "window_start_ns"),
+    ("alamos_log_stats", "window_start_ns"),
     ("alamos_spikes", "start_ns"),
 )
 

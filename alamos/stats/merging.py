@@ -1,8 +1,10 @@
 """Merging statistics rows: any windows, processes and nodes into one.
 
-Rows are :class:`~alamos.core.records.SpanStatsRecord` objects (live, or
-read back by :func:`alamos.stats.read_stats`) or mappings with the same
-keys (a row of ``alamos_span_stats`` as a dict).  The merge is exact:
+Rows are statistics records of either tier
+(:class:`~alamos.core.records.SpanStatsRecord`, live or read back by
+:func:`alamos.stats.read_stats`, and
+:class:`~alamos.core.records.SpanStatsHourRecord`) or mappings with the same
+keys (a row of ``alamos_span_stats`` or ``alamos_span_stats_1h`` as a dict).  The merge is exact:
 
 * ``count``, ``errors`` and ``sum_ns`` add; ``min_ns`` and ``max_ns`` are
   the least and greatest;
@@ -30,17 +32,17 @@ from typing import Any, TypeVar
 
 import attrs
 
-from alamos.core.records import SpanStatsRecord
+from alamos.core.records import SpanStatsBase
 from alamos.stats.sketch import BinSum, quantile
 
 __all__ = ["AttributeStats", "SpanStats", "group_by", "merge"]
 
-Row = SpanStatsRecord | Mapping[str, Any]
+Row = SpanStatsBase | Mapping[str, Any]
 K = TypeVar("K", bound=Hashable)
 
 
 def _get(row: Row, name: str) -> Any:
-    if isinstance(row, SpanStatsRecord):
+    if isinstance(row, SpanStatsBase):
         return getattr(row, name)
     return row[name]
 

@@ -137,7 +137,8 @@ def test_a_healthy_close_says_everything_is_durable(sqlite_url: str, tmp_path: P
     assert result.complete and not result.timed_out
     assert (result.dropped, result.pending, result.spool_pending_bytes) == (0, 0, 0)
     # Every record handed to the exporter is in the database.
-    tables = ("spans", "logs", "metrics", "reports", "experiments", "span_stats")
+    tables = ("spans", "logs", "metrics", "reports", "experiments")
+    tables += ("span_stats", "span_stats_1h", "log_stats")
     assert result.durable == sum(count(sqlite_url, f"alamos_{t}") for t in tables)
     (stats,) = root.stats().exporters.values()
     assert result.durable == stats.exported >= 302

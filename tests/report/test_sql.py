@@ -23,10 +23,12 @@ from alamos.core.records import (
     EventRecord,
     ExperimentRecord,
     LogRecord,
+    LogStatsRecord,
     MetricRecord,
     Record,
     ReportRecord,
     SpanRecord,
+    SpanStatsHourRecord,
     SpanStatsRecord,
 )
 from alamos.report.sql import SQLExporter, migrate, normalize_url, schema
@@ -118,6 +120,17 @@ def span_stats(i: int = 0) -> SpanStatsRecord:
         f"{i:032x}", T0, 60 * 10**9, "root/db", "write", "ok", Level.PROD,
         2, 0, 30, 15.0, 50.0, 10, 20, "AAA=", {"bytes": {"count": 1}}, "svc", "node-1",
     )  # fmt: skip
+
+
+def span_stats_1h(i: int = 0) -> SpanStatsHourRecord:
+    return SpanStatsHourRecord(
+        f"{i:032x}", T0, 3600 * 10**9, "root/db", "write", "ok", Level.PROD,
+        2, 0, 30, 15.0, 50.0, 10, 20, "AAA=", {}, "svc", "node-1",
+    )  # fmt: skip
+
+
+def log_stats(i: int = 0) -> LogStatsRecord:
+    return LogStatsRecord(f"{i:032x}", T0, 60 * 10**9, "root/db", "INFO", 5, "svc", "node-1")
 
 
 def experiment(path: str = "root/db", **kw: Any) -> ExperimentRecord:
@@ -497,10 +510,14 @@ def test_replayed_batches_are_stored_once(exporter: SQLExporter) -> None:
         report(1),
         experiment(),
         span_stats(1),
+        span_stats_1h(1),
+        log_stats(1),
     ]
     exporter.export(batch)
     exporter.export(batch)  # a replay of the whole batch
     exporter.export([span(2), span(3), log(1), log(2), span_stats(1), span_stats(2)])
+    # The same id in the other statistics tables is another row, and is kept.
+    exporter.export([span_stats_1h(1), span_stats_1h(2), log_stats(1), log_stats(2), log_stats(3)])
     exporter.export([span(4), span(4), log(3), log(3)])  # duplicates inside one batch
     assert all_counts(exporter.engine) == {
         "alamos_experiments": 1,
@@ -509,6 +526,8 @@ def test_replayed_batches_are_stored_once(exporter: SQLExporter) -> None:
         "alamos_metrics": 1,
         "alamos_reports": 1,
         "alamos_span_stats": 2,
+        "alamos_span_stats_1h": 2,
+        "alamos_log_stats": 3,
     }
 
 
@@ -723,6 +742,8 @@ def test_hostile_values_are_stored_safely(exporter: SQLExporter) -> None:
         "alamos_metrics": 4,
         "alamos_reports": 1,
         "alamos_span_stats": 0,
+        "alamos_span_stats_1h": 0,
+        "alamos_log_stats": 0,
     }
     if pg:  # JSONB can be queried
         assert rows(

@@ -1,7 +1,7 @@
 """Retention with the analysis tables, on SQLite and PostgreSQL: a trace kept
 by its stored spike flag (``keep_spikes``) while an identical unflagged one
-goes, ``alamos_span_stats`` trimmed by the ``statistics`` TTL, and dry runs
-that say both."""
+goes, ``alamos_span_stats`` (and its hourly tier, and the log counts)
+trimmed by the ``statistics`` TTL, and dry runs that say both."""
 
 from __future__ import annotations
 
@@ -13,7 +13,14 @@ from click.testing import CliRunner
 
 from alamos.cli import main
 from alamos.core.level import Level
-from alamos.core.records import LogRecord, Record, SpanRecord, SpanStatsRecord
+from alamos.core.records import (
+    LogRecord,
+    LogStatsRecord,
+    Record,
+    SpanRecord,
+    SpanStatsHourRecord,
+    SpanStatsRecord,
+)
 from alamos.report.query import spike_traces, store_spikes
 from alamos.report.sql import SQLExporter
 from alamos.retention import Policy, gc
@@ -46,6 +53,10 @@ FRAME_DUR = {PLAIN: 100 * US, SPIKED: 500 * US}
 
 #: window_start_ns ages of the stored statistics rows.
 STATS_AGES = (40 * D, 31 * D, 20 * D, 8 * D, 1 * D, 1 * H)
+#: window_start_ns ages of the hour rows (alamos_span_stats_1h).
+HOUR_AGES = (35 * D, 9 * D, 2 * D)
+#: window_start_ns ages of the log counts (alamos_log_stats).
+LOG_AGES = (50 * D, 45 * D, 32 * D, 25 * D, 3 * H)
 
 
 def _spike_traces_records() -> list[Record]:
@@ -84,6 +95,17 @@ def _stats_records() -> list[Record]:
                 0, 3_000_000, 1e6, 0.0, 1_000_000, 1_000_000, "", {}, "api", "api-1",
             )
         )  # fmt: skip
+    for k, age in enumerate(HOUR_AGES):
+        out.append(
+            SpanStatsHourRecord(
+                f"hour{k:028d}", NOW - age, 3600 * 10**9, "api", "GET /kv", "ok", Level.PROD, 3,
+                0, 3_000_000, 1e6, 0.0, 1_000_000, 1_000_000, "", {}, "api", "api-1",
+            )
+        )  # fmt: skip
+    for k, age in enumerate(LOG_AGES):
+        out.append(
+            LogStatsRecord(f"logs{k:028d}", NOW - age, 60 * 10**9, "api", "INFO", 7, "api", "api-1")
+        )
     return out
 
 
@@ -137,7 +159,8 @@ def test_a_spike_flag_keeps_its_trace_and_the_same_trace_unflagged_goes(db_url: 
     summary = gc(db_url, policy, now_ns=NOW, batch_size=4)
     assert summary.traces == _fates(spike=1, delete=1)
     assert dict(summary.rows) == {
-        **ROWS, "statistics:alamos_span_stats": 2, "statistics:alamos_spikes": 0,
+        **ROWS, "statistics:alamos_span_stats": 2, "statistics:alamos_span_stats_1h": 1,
+        "statistics:alamos_log_stats": 3, "statistics:alamos_spikes": 0,
     }  # fmt: skip
     left = trace_ids(db_url)
     assert left[SPIKED] == 2 and PLAIN not in left
@@ -151,6 +174,9 @@ def test_a_spike_flag_keeps_its_trace_and_the_same_trace_unflagged_goes(db_url: 
     assert spike_traces(db_url) == [SPIKED]
     assert count(db_url, "alamos_span_stats") == 4
     assert count(db_url, "alamos_span_stats", f"WHERE window_start_ns < {NOW - 30 * D}") == 0
+    assert (count(db_url, "alamos_span_stats_1h"), count(db_url, "alamos_log_stats")) == (2, 2)
+    for table in ("alamos_span_stats_1h", "alamos_log_stats"):
+        assert count(db_url, table, f"WHERE window_start_ns < {NOW - 30 * D}") == 0
 
 
 def test_without_keep_spikes_the_flagged_trace_goes_and_its_flag_stays(db_url: str) -> None:
@@ -171,7 +197,8 @@ def test_a_trace_kept_by_a_flag_lives_as_long_as_the_flag(db_url: str) -> None:
     assert summary.traces == _fates(delete=2)
     assert dict(summary.rows) == {
         "spans": 14, "logs": 11, "holds": 1, "metrics": 3, "reports": 1,
-        "statistics:alamos_span_stats": 4, "statistics:alamos_spikes": 1,
+        "statistics:alamos_span_stats": 4, "statistics:alamos_span_stats_1h": 2,
+        "statistics:alamos_log_stats": 4, "statistics:alamos_spikes": 1,
     }  # fmt: skip
     assert SPIKED not in trace_ids(db_url)
     assert spike_traces(db_url) == []
@@ -183,6 +210,7 @@ def test_a_trace_kept_by_a_flag_lives_as_long_as_the_flag(db_url: str) -> None:
 def test_statistics_rows_trimmed_by_their_own_ttl(db_url: str) -> None:
     setup(db_url)
     assert count(db_url, "alamos_span_stats") == 6
+    assert (count(db_url, "alamos_span_stats_1h"), count(db_url, "alamos_log_stats")) == (3, 5)
     before_spans = count(db_url, "alamos_spans")
     # No TTL but the statistics': no trace goes; the statistics rows older
     # than 7 d (40, 31, 20 and 8 days) and the 10-day-old flag do, in
@@ -191,15 +219,23 @@ def test_statistics_rows_trimmed_by_their_own_ttl(db_url: str) -> None:
     assert summary.traces["delete"] == 0
     assert dict(summary.rows) == {
         "spans": 0, "logs": 0, "holds": 1,
-        "statistics:alamos_span_stats": 4, "statistics:alamos_spikes": 1,
+        "statistics:alamos_span_stats": 4, "statistics:alamos_span_stats_1h": 2,
+        "statistics:alamos_log_stats": 4, "statistics:alamos_spikes": 1,
     }  # fmt: skip
     assert count(db_url, "alamos_span_stats") == 2
     assert count(db_url, "alamos_span_stats", f"WHERE window_start_ns >= {NOW - 1 * D}") == 2
+    # The hour row of 2 days ago and the log count of 3 hours ago stay.
+    assert count(db_url, "alamos_span_stats_1h", f"WHERE window_start_ns = {NOW - 2 * D}") == 1
+    assert count(db_url, "alamos_span_stats_1h") == 1
+    assert count(db_url, "alamos_log_stats", f"WHERE window_start_ns = {NOW - 3 * H}") == 1
+    assert count(db_url, "alamos_log_stats") == 1
     assert count(db_url, "alamos_spikes") == 0
     assert count(db_url, "alamos_spans") == before_spans
     # A TTL for everything but statistics leaves them alone.
     later = gc(db_url, Policy(ttl="1h", statistics="90d"), now_ns=NOW)
     assert later.rows["statistics:alamos_span_stats"] == 0
+    assert later.rows["statistics:alamos_span_stats_1h"] == 0
+    assert later.rows["statistics:alamos_log_stats"] == 0
     assert count(db_url, "alamos_span_stats") == 2
 
 
@@ -229,7 +265,8 @@ def test_the_dry_run_says_both_and_changes_nothing(db_url: str) -> None:
     assert snapshot(db_url) == before
     assert dry.traces == _fates(spike=1, delete=1)
     assert dict(dry.rows) == {
-        **ROWS, "statistics:alamos_span_stats": 2, "statistics:alamos_spikes": 0,
+        **ROWS, "statistics:alamos_span_stats": 2, "statistics:alamos_span_stats_1h": 1,
+        "statistics:alamos_log_stats": 3, "statistics:alamos_spikes": 0,
     }  # fmt: skip
     real = gc(db_url, policy, now_ns=NOW)
 
@@ -249,10 +286,14 @@ def test_the_cli_dry_run_prints_both(db_url: str) -> None:
     dry = json.loads(result.output)
     assert dry["traces"] == _fates(spike=1, delete=1)
     assert dry["rows"]["statistics:alamos_span_stats"] == 2
+    assert dry["rows"]["statistics:alamos_span_stats_1h"] == 1
+    assert dry["rows"]["statistics:alamos_log_stats"] == 3
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert any("kept: spike frame" in x and x.rstrip(" │|").endswith(" 1") for x in lines), lines
-    (stats_line,) = [x for x in lines if "statistics:alamos_span_stats" in x]
-    assert stats_line.rstrip(" │|").endswith(" 2")
+    trimmed = {"alamos_span_stats": 2, "alamos_span_stats_1h": 1, "alamos_log_stats": 3}
+    for table, n in trimmed.items():
+        (line,) = [x for x in lines if f"statistics:{table} " in x]
+        assert line.rstrip(" │|").endswith(f" {n}"), line
     assert snapshot(db_url) == before

@@ -39,7 +39,8 @@ def test_gc_dry_run_then_gc(db_url: str) -> None:
     }  # fmt: skip
     assert dry["rows"] == {
         "spans": 10, "logs": 9, "holds": 1, "metrics": 3, "reports": 1,
-        "statistics:alamos_span_stats": 0, "statistics:alamos_spikes": 0,
+        "statistics:alamos_span_stats": 0, "statistics:alamos_span_stats_1h": 0,
+        "statistics:alamos_log_stats": 0, "statistics:alamos_spikes": 0,
     }  # fmt: skip
     code, out = run("gc", "--db", db_url, *POLICY_ARGS, "--dry-run")
     assert code == 0

@@ -84,6 +84,11 @@ def test_gc_dry_run_on_a_demo_database(tmp_path: Path) -> None:
     stats_rows = _scalar(url, "SELECT COUNT(*) FROM alamos_span_stats")
     assert stats_rows > 0
     assert dry["rows"]["statistics:alamos_span_stats"] == stats_rows
+    # The hourly tier (the demo's partial hours, written at close) and the log counts.
+    for table in ("alamos_span_stats_1h", "alamos_log_stats"):
+        rows = _scalar(url, f"SELECT COUNT(*) FROM {table}")
+        assert rows > 0, table
+        assert dry["rows"][f"statistics:{table}"] == rows
     per = {(h["service"], h["path"], h["name"]): h for h in dry["handlers"]}
     for handler, n in handlers.items():
         assert per[handler]["traces"]["last"] == min(2, n)
@@ -96,7 +101,8 @@ def test_gc_dry_run_on_a_demo_database(tmp_path: Path) -> None:
     assert "dry run: nothing was changed" in out and "Traceback" not in result.stderr
     for service, path, name in handlers:
         assert service in out and path in out and name in out
-    for kind in ("spans", "logs", "metrics", "statistics:alamos_span_stats"):
+    kinds = ("spans", "logs", "metrics", "statistics:alamos_span_stats")
+    for kind in (*kinds, "statistics:alamos_span_stats_1h", "statistics:alamos_log_stats"):
         assert kind in out
     assert snapshot(url) == before
 

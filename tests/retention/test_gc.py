@@ -40,6 +40,8 @@ EXPECTED_ROWS = {
     "reports": 1,
     # The analysis tables (schema v3) are trimmed too: the history has no rows there.
     "statistics:alamos_span_stats": 0,
+    "statistics:alamos_span_stats_1h": 0,
+    "statistics:alamos_log_stats": 0,
     "statistics:alamos_spikes": 0,
 }
 
@@ -163,7 +165,8 @@ def test_per_kind_ttls(db_url: str) -> None:
     assert summary.traces["delete"] == 2
     assert dict(summary.rows) == {
         "spans": 2, "logs": 1 + 2 + 2, "holds": 1, "metrics": 4, "reports": 0,
-        "statistics:alamos_span_stats": 0, "statistics:alamos_spikes": 0,
+        "statistics:alamos_span_stats": 0, "statistics:alamos_span_stats_1h": 0,
+        "statistics:alamos_log_stats": 0, "statistics:alamos_spikes": 0,
     }  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from alamos.core.level import Level
-from alamos.core.records import LogRecord, SpanRecord, SpanStatsRecord
+from alamos.core.records import LogRecord, LogStatsRecord, SpanRecord, SpanStatsRecord
 from alamos.report.pipeline.codec import decode, encode
 from alamos.stats import RELATIVE_ACCURACY, group_by, merge
 from alamos.stats.live import LiveStats
@@ -112,18 +112,22 @@ def test_only_ended_windows_are_emitted_then_forgotten() -> None:
     assert stats.emit() == []
 
 
-def test_logs_and_other_records_are_ignored_and_levels_are_kept_apart() -> None:
+def test_logs_are_counted_apart_and_levels_are_kept_apart() -> None:
     stats = live(())
     log = LogRecord("1" * 32, T0, "svc", "INFO", "m", None, None, {}, None, "svc", "n1")
     stats.observe([log])
     assert len(stats) == 0
     stats.observe([span(0, T0, 10), span(1, T0, 30, level=Level.DEBUG), log])
     rows = stats.emit()
-    assert [(r.level, r.count, r.sum_ns) for r in rows] == [
+    spans = [r for r in rows if type(r) is SpanStatsRecord]
+    assert [(r.level, r.count, r.sum_ns) for r in spans] == [
         (Level.DEBUG, 1, 30),
         (Level.PROD, 1, 10),
     ]
-    assert [r.export_level for r in rows] == [Level.DEBUG, Level.PROD]
+    assert [r.export_level for r in spans] == [Level.DEBUG, Level.PROD]
+    (logs,) = [r for r in rows if type(r) is LogStatsRecord]
+    assert (logs.window_start_ns, logs.path, logs.level, logs.count) == (T0, "svc", "INFO", 2)
+    assert len(rows) == 3
 
 
 def test_zero_and_negative_durations_are_counted() -> None:

@@ -314,7 +314,8 @@ schema_version = Table(
 
 #: The record tables by name, in the order rows are written.
 TABLES: dict[str, Table] = {
-    t.name: t for t in (experiments, spans, logs, metrics, reports, span_stats)
+    t.name: t
+    for t in (experiments, spans, logs, metrics, reports, span_stats, span_stats_1h, log_stats)
 }
 
 
