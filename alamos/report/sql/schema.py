@@ -225,27 +225,34 @@ gc_pending = Table(
 
 # Windowed span statistics (alamos.stats): one row per (path, name, status,
 # level), window and emission; rows merge exactly (see docs/stats.md).
+def _span_stats_columns() -> list[Column[Any]]:
+    """The columns of both statistics tiers (new objects for each table)."""
+    return [
+        Column("id", Text, primary_key=True),
+        Column("window_start_ns", BigInteger, nullable=False),
+        Column("window_ns", BigInteger, nullable=False),
+        Column("path", Text, nullable=False),
+        Column("name", Text, nullable=False),
+        Column("status", Text, nullable=False),
+        Column("level", Text, nullable=False),
+        Column("count", BigInteger, nullable=False),
+        Column("errors", BigInteger, nullable=False),
+        Column("sum_ns", BigInteger, nullable=False),
+        Column("mean_ns", Double, nullable=False),
+        Column("m2", Double, nullable=False),
+        Column("min_ns", BigInteger, nullable=False),
+        Column("max_ns", BigInteger, nullable=False),
+        Column("sketch", Text, nullable=False),
+        Column("attributes", JSONType),
+        Column("service", Text, nullable=False),
+        Column("node", Text, nullable=False),
+    ]
+
+
 span_stats = Table(
     "alamos_span_stats",
     metadata,
-    Column("id", Text, primary_key=True),
-    Column("window_start_ns", BigInteger, nullable=False),
-    Column("window_ns", BigInteger, nullable=False),
-    Column("path", Text, nullable=False),
-    Column("name", Text, nullable=False),
-    Column("status", Text, nullable=False),
-    Column("level", Text, nullable=False),
-    Column("count", BigInteger, nullable=False),
-    Column("errors", BigInteger, nullable=False),
-    Column("sum_ns", BigInteger, nullable=False),
-    Column("mean_ns", Double, nullable=False),
-    Column("m2", Double, nullable=False),
-    Column("min_ns", BigInteger, nullable=False),
-    Column("max_ns", BigInteger, nullable=False),
-    Column("sketch", Text, nullable=False),
-    Column("attributes", JSONType),
-    Column("service", Text, nullable=False),
-    Column("node", Text, nullable=False),
+    *_span_stats_columns(),
     Index("ix_alamos_span_stats_window", "window_start_ns"),
     Index("ix_alamos_span_stats_path_name_window", "path", "name", "window_start_ns"),
 )
@@ -260,7 +267,7 @@ span_stats = Table(
 span_stats_1h = Table(
     "alamos_span_stats_1h",
     metadata,
-    *(c.copy() for c in span_stats.columns),
+    *_span_stats_columns(),
     Index("ix_alamos_span_stats_1h_window", "window_start_ns"),
     Index("ix_alamos_span_stats_1h_path_window", "path", "window_start_ns"),
 )
