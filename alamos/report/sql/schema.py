@@ -223,6 +223,7 @@ gc_pending = Table(
     Index("ix_alamos_gc_pending_queue", text("started DESC"), "trace_id"),
 )
 
+
 # Windowed span statistics (alamos.stats): one row per (path, name, status,
 # level), window and emission; rows merge exactly (see docs/stats.md).
 def _span_stats_columns() -> list[Column[Any]]:
