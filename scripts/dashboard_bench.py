@@ -2,6 +2,7 @@
 
     python scripts/dashboard_bench.py [--db /tmp/alamos-dash-bench.db] [--spans 1000000]
                                       [--logs 1000000] [--rounds 5] [--json out.json]
+                                      [--backend sqlite|postgresql] [--url postgresql://...]
 
 Builds (once; kept for the next run) a database of ``--spans`` spans and
 ``--logs`` logs spread over the 24 hours before now: 12 layers in 3
@@ -20,6 +21,13 @@ prints the first (the app's cache of summed statistics sketches is empty
 then), the median and the worst, in ms.  The issue's target: under 500 ms
 per page.  The tree and layer pages are measured at 15 min, 1 h, 24 h and
 7 d (the database holds one day: 7 d reads that day through the statistics).
+
+``--backend postgresql`` measures the same pages on PostgreSQL: a throwaway
+cluster is started as the tests start theirs (``tests/pg.py``), or the empty
+database of ``--url`` is used, and every alamos table of the SQLite file is
+copied into it (``COPY``: the spans, logs, metrics *and* statistics rows, so
+both backends answer from the same data), then ``VACUUM ANALYZE``.  The
+SQLite file is built first if it is not there.
 """
 
 from __future__ import annotations
@@ -257,6 +265,38 @@ def write_stats(path: Path, batch: int = 512) -> int:
     return sum(written.values())
 
 
+def fill_postgresql(path: Path, url: str) -> None:
+    """Copy every alamos table of the SQLite file ``path`` into the empty
+    PostgreSQL database of ``url`` (schema by ``ensure_schema``, rows by
+    ``COPY``), then ``VACUUM ANALYZE``."""
+    import psycopg
+    from sqlalchemy import make_url
+
+    from alamos.report.sql import normalize_url
+    from alamos.report.sql.schema import metadata, schema_version
+
+    engine = create_engine(normalize_url(url))
+    ensure_schema(engine)
+    engine.dispose()
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    src = sqlite3.connect(path)
+    held = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        for table in metadata.sorted_tables:
+            if table is schema_version or table.name not in held:
+                continue
+            cols = ", ".join(f'"{c.name}"' for c in table.columns)
+            rows = src.execute(f'SELECT {cols} FROM "{table.name}"')
+            with cur.copy(f'COPY "{table.name}" ({cols}) FROM STDIN') as copy:
+                while batch := rows.fetchmany(10_000):
+                    for row in batch:
+                        copy.write_row(row)
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+    src.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--db", default="/tmp/alamos-dash-bench.db", type=Path)
@@ -270,7 +310,20 @@ def main() -> None:
         help="build without alamos_span_stats rows (the pages' fallback to raw spans)",
     )
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--backend",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="postgresql: copy the SQLite file into PostgreSQL and measure there",
+    )
+    ap.add_argument(
+        "--url",
+        help="an empty PostgreSQL database for --backend postgresql "
+        "(default: a throwaway cluster, as the tests start one)",
+    )
     args = ap.parse_args()
+    if args.url and args.backend != "postgresql":
+        ap.error("--url is for --backend postgresql")
     marker = args.db.with_suffix(".now")
     if args.rebuild or not args.db.exists() or not marker.exists():
         t = time.monotonic()
@@ -282,6 +335,19 @@ def main() -> None:
     from alamos.rules import Rule, RuleSet
 
     db = f"sqlite:///{args.db}"
+    server = None
+    if args.backend == "postgresql":
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from pg import PgServer
+
+        if args.url:
+            db = args.url
+        else:
+            server = PgServer.launch()
+            db = server.create_database("alamos_dash_bench")
+        t = time.monotonic()
+        fill_postgresql(args.db, db)
+        print(f"copied {args.db} into PostgreSQL in {time.monotonic() - t:.0f} s", flush=True)
     conn = sqlite3.connect(args.db)
     spans, logs = (
         conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
@@ -343,7 +409,12 @@ def main() -> None:
                 flush=True,
             )
     if args.json:
-        args.json.write_text(json.dumps({"spans": spans, "logs": logs, "pages": results}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {"backend": args.backend, "spans": spans, "logs": logs, "pages": results},
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":
