@@ -46,7 +46,6 @@ offenders), this module (the queries) and
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -130,8 +129,6 @@ MAX_DEPTH = 10_000
 #: default 4 MB a million spans spill to disk (1,000,000 spans: 7.7 s at
 #: 4 MB, 4.7 s at 64 MB; scripts/budgets_bench.py).
 PG_WORK_MEM = "64MB"
-#: ``WITH ... AS MATERIALIZED`` is SQLite 3.35's (March 2021).
-_SQLITE_MATERIALIZED = sqlite3.sqlite_version_info >= (3, 35, 0)
 
 
 def _holds(haystack: ColumnElement[str], needle: ColumnElement[str], dialect: str) -> Any:
@@ -144,98 +141,81 @@ def _per_frame_cte(frames: CTE, bmap: BudgetMap | None, dialect: str) -> CTE:
     spent in each budget (by its token), outermost spans only (see the
     module docstring).
 
-    On SQLite the walk looks children up in ``candidates``, the spans of the
-    traces that hold a frame, each with its budget's token computed once:
-    SQLite indexes it on ``(trace_id, parent_span_id)`` by itself, where the
-    table has only an index on ``trace_id``, which a long trace makes slow
-    (every lookup would read the whole trace).  PostgreSQL reads the table
-    (see ``source``).  Each visited span carries ``above``: the tokens of the
-    budgets between it and the frame.
+    Children are read from the table through ``ix_alamos_spans_trace_parent``
+    (``(trace_id, parent_span_id)``, schema version 4), on both databases.
+    It replaced, on SQLite, a ``MATERIALIZED`` copy of every span of the
+    frames' traces that SQLite indexed by itself (on PostgreSQL, lookups
+    through the ``trace_id`` index filtered on the parent): 8,334 frames of
+    1 h on scripts/dashboard_bench.py, 41,670 spans below them, 321 -> 293 ms
+    of CPU for the statement on SQLite (median of 7, run alternately).  Each
+    visited span carries ``above``: the tokens of the budgets between it and
+    the frame.
     """
-    s = spans_table.c
     f = frames.c
-    candidates = (
-        select(
-            s.trace_id,
-            s.span_id,
-            s.parent_span_id,
-            s.duration_ns,
-            token_expr(s.name, bmap, dialect).label("token"),
-        )
-        .where(s.trace_id.in_(select(f.trace_id)))
-        .cte("candidates")
-    )
-    if dialect == "sqlite" and _SQLITE_MATERIALIZED:
-        # Referenced once, SQLite would fold it into the walk, which then
-        # reads every span of the trace at each step (the one-trace shape of
-        # scripts/budgets_bench.py: quadratic); materialised, it indexes it
-        # on (trace_id, parent_span_id) by itself.
-        candidates = candidates.prefix_with("MATERIALIZED")
 
-    def source(name: str) -> tuple[Any, ColumnElement[Any]]:
-        table: Any
-        # PostgreSQL cannot index a CTE: it would sort or hash the whole of
-        # `candidates` at every level of the walk, so it reads the table.
-        if dialect == "postgresql":
-            table = spans_table.alias(name)
-            return table, token_expr(table.c.name, bmap, dialect)
-        table = candidates.alias(name)
-        return table, table.c.token
+    def step(prev: Any) -> Select[Any]:
+        """The walk's recursive step: the children of the spans of ``prev``."""
+        below = spans_table.alias("below")
+        b = below.c
+        above = case(
+            (
+                or_(prev.c.token.is_(None), _holds(prev.c.above, prev.c.token, dialect)),
+                prev.c.above,
+            ),
+            else_=prev.c.above
+            + func.substr(prev.c.token, literal_column("2", Integer), type_=Text),
+        )
+        return (
+            select(
+                prev.c.fno,
+                prev.c.frame_trace,
+                prev.c.frame_span,
+                b.span_id,
+                token_expr(b.name, bmap, dialect).label("token"),
+                cast(above, Text).label("above"),
+                (prev.c.depth + literal_column("1", Integer)).label("depth"),
+                b.duration_ns,
+            )
+            .join_from(
+                prev,
+                below,
+                and_(b.trace_id == prev.c.frame_trace, b.parent_span_id == prev.c.span_id),
+            )
+            # Never back into the frame (a corrupt cycle), but from the frame
+            # itself to its children, itself among them if it is its own parent.
+            .where(
+                prev.c.depth < MAX_DEPTH,
+                or_(prev.c.depth == 0, b.span_id != prev.c.frame_span),
+            )
+        )
 
     # The walk starts at the frames themselves (depth 0, no budget), so that
-    # every lookup of children is the recursive step's, which SQLite always
-    # serves from an index on `candidates`.  A join of the frames with
-    # `candidates` as the first level let SQLite's planner pick a scan of
-    # `candidates` per frame in frame_budgets (20,000 frames of
-    # scripts/budgets_bench.py: 1.5 s -> 297 s).
+    # every lookup of children is the recursive step's.
     anchor = select(
         f.fno.label("fno"),
         f.trace_id.label("frame_trace"),
         f.span_id.label("frame_span"),
         f.span_id.label("span_id"),
-        null().label("token"),
+        cast(null(), Text).label("token"),
         BAR.label("above"),
         literal_column("0", Integer).label("depth"),
         f.duration_ns.label("duration_ns"),
     )
     walk = anchor.cte("walk", recursive=True)
-    w = walk.alias("w")
-    below, below_token = source("below")
-    b = below.c
-    above = case(
-        (or_(w.c.token.is_(None), _holds(w.c.above, w.c.token, dialect)), w.c.above),
-        else_=w.c.above + func.substr(w.c.token, literal_column("2", Integer), type_=Text),
-    )
-    step = (
-        select(
-            w.c.fno,
-            w.c.frame_trace,
-            w.c.frame_span,
-            b.span_id,
-            below_token,
-            cast(above, Text),
-            w.c.depth + literal_column("1", Integer),
-            b.duration_ns,
-        )
-        .join_from(w, below, and_(b.trace_id == w.c.frame_trace, b.parent_span_id == w.c.span_id))
-        # Never back into the frame (a corrupt cycle), but from the frame
-        # itself to its children, itself among them if it is its own parent.
-        .where(w.c.depth < MAX_DEPTH, or_(w.c.depth == 0, b.span_id != w.c.frame_span))
-    )
-    walk = walk.union_all(step)
-    wk = walk.c
+    visited = walk.union_all(step(walk.alias("w")))
+    v = visited.c
     # Grouped by the frame's number, not its two text ids: with the ranking
     # in budget_report, 431-444 -> 331-349 ms of CPU for the 8,334 frames of
     # 1 h on scripts/dashboard_bench.py.
     return (
         select(
-            wk.fno,
-            wk.token,
+            v.fno,
+            v.token,
             func.count().label("n"),
-            func.sum(wk.duration_ns).label("d"),
+            func.sum(v.duration_ns).label("d"),
         )
-        .where(wk.token.is_not(None), ~_holds(wk.above, wk.token, dialect))
-        .group_by(wk.fno, wk.token)
+        .where(v.token.is_not(None), ~_holds(v.above, v.token, dialect))
+        .group_by(v.fno, v.token)
         .cte("per_frame")
     )
 
@@ -305,7 +285,13 @@ def budget_report(
         f, p = frames.c, per_frame.c
         # Each budget's figures by GROUP BY, and only the row number in a
         # window: six window functions over every (frame, budget) row were a
-        # quarter of the statement's time (see _per_frame_cte).
+        # quarter of the statement's time (see _per_frame_cte).  Ties are
+        # broken by the frame's number, which frames_cte gives in the order
+        # (start_ns, trace_id, span_id): the same order as ranking by those,
+        # without joining every (frame, budget) row to its frame and sorting
+        # on two text ids first; only the top rows are joined (8,334 frames
+        # of 1 h on scripts/dashboard_bench.py: 65 -> 10 ms of CPU for the
+        # ranking on SQLite).
         ranked = (
             select(
                 p.fno,
@@ -313,15 +299,10 @@ def budget_report(
                 p.n,
                 p.d,
                 func.row_number()
-                .over(
-                    partition_by=p.token,
-                    order_by=(p.d.desc(), f.start_ns, f.trace_id, f.span_id),
-                )
+                .over(partition_by=p.token, order_by=(p.d.desc(), p.fno))
                 .label("rn"),
             )
-            .join_from(per_frame, frames, f.fno == p.fno)
-            .cte("ranked")
-        )
+        ).cte("ranked")
         per_budget = (
             select(
                 p.token,

@@ -23,7 +23,9 @@ Versions:
 3. the analysis and retention tables, and the indexes their queries use
    (:data:`V3_TABLES`, :data:`V3_INDEXES`).
 4. the hourly tier of the span statistics and the log counts per
-   statistics window (:data:`V4_TABLES`), for the dashboard's long windows.
+   statistics window (:data:`V4_TABLES`), for the dashboard's long windows,
+   and the index of a span's children (:data:`V4_INDEXES`), for the frame
+   budgets.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "V3_INDEXES",
     "V3_TABLES",
+    "V4_INDEXES",
     "V4_TABLES",
     "ensure_schema",
 ]
@@ -160,10 +163,20 @@ def _v3_analysis_and_retention(conn: Connection) -> None:
 V4_TABLES: tuple[str, ...] = ("alamos_span_stats_1h", "alamos_log_stats")
 
 
+#: The indexes version 4 adds to existing tables, as (table, index name).
+V4_INDEXES: tuple[tuple[str, str], ...] = (
+    # The frame budgets' walk (alamos.report.query.budgets): a span's children.
+    ("alamos_spans", "ix_alamos_spans_trace_parent"),
+)
+
+
 def _v4_statistics_tiers(conn: Connection) -> None:
-    """Version 4: the tables of :data:`V4_TABLES`."""
+    """Version 4: the tables of :data:`V4_TABLES` and the indexes of :data:`V4_INDEXES`."""
     for name in V4_TABLES:
         metadata.tables[name].create(conn, checkfirst=True)
+    for table, index in V4_INDEXES:
+        (ix,) = (i for i in metadata.tables[table].indexes if i.name == index)
+        ix.create(conn, checkfirst=True)
 
 
 #: ``MIGRATIONS[v](conn)`` upgrades a database at version ``v - 1`` to ``v``.
