@@ -334,6 +334,50 @@ def test_deep_chains_and_a_cycle_through_the_frame(db_url: str) -> None:
     ]
 
 
+def test_only_the_frames_subtree_counts(db_url: str) -> None:
+    """What a shortcut through the frame's trace (every span of the trace
+    with the same trace id) would get wrong: a frame that is not the trace's
+    root, with spans of its trace beside and above it; and a root frame whose
+    trace also holds orphans (their parent never stored), a second root and a
+    corrupt cycle that does not pass through the frame."""
+    records = [
+        # T1: a job whose inner step is the frame.
+        span(T1, sid(1), None, "job", 0, 10_000),
+        span(T1, sid(2), sid(1), "sql.query", 10, 500),  # beside the frame
+        span(T1, sid(3), sid(1), FRAME, 600, 2000),
+        span(T1, sid(4), sid(3), "sql.query", 610, 300),
+        span(T1, sid(5), sid(4), "sql.query", 620, 100),  # db inside db
+        span(T1, sid(6), sid(3), "cache.get", 950, 40),
+        span(T1, sid(7), sid(1), "cache.get", 3000, 70),  # after the frame, beside it
+        # T2: a root frame, with what is in its trace but not below it.
+        span(T2, sid(1), None, FRAME, SECOND, 1000),
+        span(T2, sid(2), sid(1), "sql.query", SECOND + 10, 200),
+        span(T2, sid(3), sid(99), "sql.query", SECOND + 20, 900),  # orphan
+        span(T2, sid(4), sid(3), "cache.get", SECOND + 30, 90),  # below the orphan
+        span(T2, sid(5), None, "other root", SECOND, 800),
+        span(T2, sid(6), sid(5), "cache.get", SECOND, 80),
+        span(T2, sid(7), sid(8), "cache.get", SECOND, 7),  # a cycle beside the frame
+        span(T2, sid(8), sid(7), "sql.query", SECOND, 9),
+    ]
+    export(db_url, records)
+    want = [
+        (T1, "cache", 1, 40),
+        (T1, "db", 1, 300),
+        (T2, "db", 1, 200),
+    ]
+    assert lines(frame_budgets(db_url, FRAME, MAP)) == want
+    assert [
+        (r.trace_id, r.span_id, r.budget, r.count, r.duration_ns)
+        for r in frame_budgets(db_url, FRAME, BudgetMap.from_mapping(MAP))
+    ] == [(t, sp, b, n, d) for t, sp, b, n, d in reference(records, BudgetMap.from_mapping(MAP))]
+    report = budget_report(db_url, FRAME, MAP)
+    assert [(b.budget, b.frames, b.count, b.total_ns) for b in report.budgets] == [
+        ("db", 2, 2, 500),
+        ("cache", 1, 1, 40),
+    ]
+    assert (report.frame.frames, report.frame.total_ns) == (2, 3000)
+
+
 # ---------------------------------------------------------------------------
 # Spikes
 # ---------------------------------------------------------------------------
