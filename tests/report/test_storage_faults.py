@@ -42,7 +42,13 @@ from alamos.core.errors import RecordsRejected, SchemaVersionError
 from alamos.core.records import Record
 from alamos.report.query import load_trace, recent_traces
 from alamos.report.sql import SQLExporter, schema
-from alamos.report.sql.migrate import SCHEMA_VERSION, V3_INDEXES, V3_TABLES, V4_TABLES
+from alamos.report.sql.migrate import (
+    SCHEMA_VERSION,
+    V3_INDEXES,
+    V3_TABLES,
+    V4_INDEXES,
+    V4_TABLES,
+)
 from alamos.report.sql.rows import rows_for
 
 from .test_sql import count, experiment, log, metric, read_engine, rows, span
@@ -353,7 +359,7 @@ def _create_v1(url: str) -> None:
     """A database as alamos 0.1 (schema version 1) left it: alamos_spans
     keyed by span_id alone."""
     md = MetaData()
-    later = {index for _, index in V3_INDEXES}
+    later = {index for _, index in (*V3_INDEXES, *V4_INDEXES)}
     for table in schema.TABLES.values():
         # Version 3's and 4's record tables (alamos_span_stats...) did not exist yet.
         if table is not schema.spans and table.name not in (*V3_TABLES, *V4_TABLES):
@@ -419,7 +425,7 @@ def test_a_version_1_database_is_migrated_with_its_data(db_url: str) -> None:
     assert SCHEMA_VERSION == 4
     # Version 3's and 4's tables and indexes, added in place.
     assert set(V3_TABLES) | set(V4_TABLES) <= set(insp.get_table_names())
-    for table, index in V3_INDEXES:
+    for table, index in (*V3_INDEXES, *V4_INDEXES):
         assert index in {ix["name"] for ix in insp.get_indexes(table)}
     # Every old row, the user's column included, and the new span of the same id.
     assert [r for r in after if r["trace_id"] != T_B] == before
