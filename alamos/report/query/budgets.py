@@ -125,9 +125,11 @@ __all__ = [
 #: the walk, deeper than any real call stack.
 MAX_DEPTH = 10_000
 #: PostgreSQL's ``work_mem`` for the walk (raised to it for the transaction,
-#: never lowered): the walk hashes the spans table at each level, and at the
-#: default 4 MB a million spans spill to disk (1,000,000 spans: 7.7 s at
-#: 4 MB, 4.7 s at 64 MB; scripts/budgets_bench.py).
+#: never lowered): without an index on ``(trace_id, parent_span_id)`` the
+#: walk hashed the spans table at each level, and at the default 4 MB a
+#: million spans spilled to disk (1,000,000 spans: 7.7 s at 4 MB, 4.7 s at
+#: 64 MB; scripts/budgets_bench.py).  Schema version 4 has that index; the
+#: setting stays for the grouping of many (frame, budget) rows.
 PG_WORK_MEM = "64MB"
 
 
@@ -290,8 +292,8 @@ def budget_report(
         # (start_ns, trace_id, span_id): the same order as ranking by those,
         # without joining every (frame, budget) row to its frame and sorting
         # on two text ids first; only the top rows are joined (8,334 frames
-        # of 1 h on scripts/dashboard_bench.py: 65 -> 10 ms of CPU for the
-        # ranking on SQLite).
+        # of 1 h on scripts/dashboard_bench.py: about 65 -> 45 ms of CPU for
+        # the ranking on SQLite, medians of 5 to 7 on a shared machine).
         ranked = (
             select(
                 p.fno,
