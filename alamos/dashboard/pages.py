@@ -12,7 +12,6 @@ into pages.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import attrs
@@ -29,7 +28,6 @@ from alamos.dashboard.rollup import STATS_FROM_S
 from alamos.dashboard.waterfall import build_waterfall
 from alamos.report.query import (
     BudgetMap,
-    BudgetReport,
     budget_report,
     frames_of,
     load_trace,
@@ -205,60 +203,47 @@ class Pages:
         if by not in ("name", "path"):
             raise ValueError(f"unknown grouping {by!r}: use by=name or by=path")
         every = params.get("frames") == "all"
-        # The frame budgets (the page's longest query: 0.3 s of CPU for the
-        # 8,334 frames of 1 h on scripts/dashboard_bench.py) run in a thread
-        # of their own, on their own connection, while this one reads the
-        # other sections (about 0.1 s): both databases' drivers let go of the
-        # GIL while a statement runs, so on two idle cores the page takes the
-        # longer of the two, not their sum.
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alamos-budgets") as pool:
-            job: Future[BudgetReport] | None = None
-            with self.db.connect() as conn:
-                frames = analysis.frame_names(conn, window)
-                frame = params.get("frame") or (frames[0] if frames else "")
-                limit = None if every else self.budget_frames
-                scope = analysis.budget_scope(conn, frame, window, limit) if frame else None
-                if frame and scope is not None:
-                    job = pool.submit(
-                        budget_report,
-                        self.db_url,
-                        frame,
-                        self.budgets,
-                        since_ns=scope.since_ns,
-                        until_ns=window.end_ns,
-                        top=5,
-                    )
-                # The chart's frames from the start of its newest CHART_FRAMES
-                # on: the same rows (frames_of reads the frames before its
-                # range for the running mean), without computing the running
-                # mean of every frame of the window (?frames=all, 8,334 frames
-                # of 1 h on scripts/dashboard_bench.py: 60 -> 26 ms).
-                chart_scope = (
-                    analysis.budget_scope(conn, frame, window, CHART_FRAMES) if frame else None
-                )
-                stats = analysis.statistics(conn, self.db_url, window, path or None, by)
-                spikes = analysis.stored_spikes(conn, window)
-                rules = (
-                    None if self.rules is None else analysis.rule_views(conn, self.rules, window)
-                )
-                paths = analysis.layer_paths(conn)
-            chart = None
-            if frame and scope is not None and chart_scope is not None:
-                rows = frames_of(
-                    self.db_url,
-                    frame,
-                    since_ns=max(scope.since_ns, chart_scope.since_ns),
-                    until_ns=window.end_ns,
-                    limit=CHART_FRAMES,
-                )
-                chart = {
-                    "title": f"Frames: {frame}",
-                    "unit": "ms",
-                    "x": [r.start_ns / 1e9 for r in rows],
-                    "series": {"duration ms": [r.duration_ns / 1e6 for r in rows]},
-                    "points": True,
-                }
-            report = None if job is None else job.result()
+        with self.db.connect() as conn:
+            frames = analysis.frame_names(conn, window)
+            frame = params.get("frame") or (frames[0] if frames else "")
+            limit = None if every else self.budget_frames
+            scope = analysis.budget_scope(conn, frame, window, limit) if frame else None
+            # The chart's frames from the start of its newest CHART_FRAMES on:
+            # the same rows (frames_of reads the frames before its range for
+            # the running mean), without computing the running mean of every
+            # frame of the window (?frames=all, 8,334 frames of 1 h on
+            # scripts/dashboard_bench.py: 60 -> 26 ms).
+            chart_scope = (
+                analysis.budget_scope(conn, frame, window, CHART_FRAMES) if frame else None
+            )
+            stats = analysis.statistics(conn, self.db_url, window, path or None, by)
+            spikes = analysis.stored_spikes(conn, window)
+            rules = None if self.rules is None else analysis.rule_views(conn, self.rules, window)
+            paths = analysis.layer_paths(conn)
+        report = chart = None
+        if frame and scope is not None and chart_scope is not None:
+            report = budget_report(
+                self.db_url,
+                frame,
+                self.budgets,
+                since_ns=scope.since_ns,
+                until_ns=window.end_ns,
+                top=5,
+            )
+            rows = frames_of(
+                self.db_url,
+                frame,
+                since_ns=max(scope.since_ns, chart_scope.since_ns),
+                until_ns=window.end_ns,
+                limit=CHART_FRAMES,
+            )
+            chart = {
+                "title": f"Frames: {frame}",
+                "unit": "ms",
+                "x": [r.start_ns / 1e9 for r in rows],
+                "series": {"duration ms": [r.duration_ns / 1e6 for r in rows]},
+                "points": True,
+            }
         ctx.update(
             frames=frames,
             frame=frame,
