@@ -306,7 +306,7 @@ def test_schema_created_on_first_use(exporter: SQLExporter) -> None:
         for ix in insp.get_indexes(t)
     }
     assert {
-        ("alamos_spans", ("trace_id",)),
+        ("alamos_spans", ("trace_id", "parent_span_id")),  # serves lookups by trace
         ("alamos_spans", ("path", "start_ns")),
         ("alamos_logs", ("path", "level", "ts_ns")),
         ("alamos_logs", ("trace_id",)),

@@ -52,6 +52,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "V3_INDEXES",
     "V3_TABLES",
+    "V4_DROPPED_INDEXES",
     "V4_INDEXES",
     "V4_TABLES",
     "ensure_schema",
@@ -169,6 +170,11 @@ V4_INDEXES: tuple[tuple[str, str], ...] = (
     ("alamos_spans", "ix_alamos_spans_trace_parent"),
 )
 
+#: The indexes version 4 drops: ``ix_alamos_spans_trace_id`` (trace_id alone)
+#: is a prefix of ``ix_alamos_spans_trace_parent``, which serves every lookup
+#: by trace; keeping both would cost every stored span one more index write.
+V4_DROPPED_INDEXES: tuple[str, ...] = ("ix_alamos_spans_trace_id",)
+
 
 def _v4_statistics_tiers(conn: Connection) -> None:
     """Version 4: the tables of :data:`V4_TABLES` and the indexes of :data:`V4_INDEXES`."""
@@ -177,6 +183,8 @@ def _v4_statistics_tiers(conn: Connection) -> None:
     for table, index in V4_INDEXES:
         (ix,) = (i for i in metadata.tables[table].indexes if i.name == index)
         ix.create(conn, checkfirst=True)
+    for index in V4_DROPPED_INDEXES:  # after the index that replaces it exists
+        conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
 
 
 #: ``MIGRATIONS[v](conn)`` upgrades a database at version ``v - 1`` to ``v``.
