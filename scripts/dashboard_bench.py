@@ -77,7 +77,8 @@ DAY_NS = 86_400 * 10**9
 
 def build(path: Path, n_spans: int, n_logs: int, stats: bool = True) -> int:
     """Write the database; return the ``now`` its times end at."""
-    path.unlink(missing_ok=True)
+    for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        leftover.unlink(missing_ok=True)  # an interrupted build leaves its WAL behind
     engine = create_engine(f"sqlite:///{path}")
     ensure_schema(engine)
     engine.dispose()
