@@ -14,7 +14,9 @@ from typing import Any
 
 __all__ = [
     "AlamosError",
+    "GcRunning",
     "MetricsPortInUse",
+    "NothingToCollect",
     "RecordsRejected",
     "RetentionError",
     "RuleProblem",
@@ -118,3 +120,14 @@ class RetentionError(AlamosError):
     a database without alamos tables, another gc already running on it, or a
     database that cannot be reached.  Nothing was deleted.  The message says
     which database (password hidden) and what to do."""
+
+
+class NothingToCollect(RetentionError):
+    """Garbage collection found no alamos database to work on: no SQLite
+    file at that path, or a database nothing has been exported to yet.  A
+    background gc skips it quietly (the tree's first export creates it)."""
+
+
+class GcRunning(RetentionError):
+    """Another garbage collection holds the database's gc lock (in this
+    process or another).  A background gc skips that round."""

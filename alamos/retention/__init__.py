@@ -10,7 +10,7 @@ tree (:mod:`alamos.experiment`) can run it in the background.
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from alamos.core.errors import RetentionError
+from alamos.core.errors import GcRunning, NothingToCollect, RetentionError
 from alamos.retention.policy import KINDS, Policy, parse_duration
 
 if TYPE_CHECKING:
@@ -27,9 +27,11 @@ __all__ = [
     "KEPT",
     "KINDS",
     "Background",
+    "GcRunning",
     "GcSummary",
     "HandlerCounts",
     "Hold",
+    "NothingToCollect",
     "Policy",
     "RetentionError",
     "Space",

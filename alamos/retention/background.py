@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from alamos.core.errors import RetentionError
+from alamos.core.errors import GcRunning, NothingToCollect, RetentionError
 from alamos.retention.collect import DEFAULT_BATCH_SIZE, gc
 from alamos.retention.policy import Policy
 from alamos.retention.summary import GcSummary
@@ -73,14 +73,14 @@ class Background:
                 return
             try:
                 summary = gc(url, self.policy, batch_size=self.batch_size, stop=self._stop)
+            except NothingToCollect as exc:
+                log.debug("alamos retention: nothing to collect yet: %s", exc)
+                continue
+            except GcRunning as exc:
+                log.info("alamos retention: skipped: %s", exc)
+                continue
             except RetentionError as exc:
-                text = str(exc)
-                if "has no alamos tables" in text or "no SQLite database" in text:
-                    log.debug("alamos retention: nothing to collect yet: %s", text)
-                elif "another garbage collection" in text:
-                    log.info("alamos retention: skipped: %s", text)
-                else:
-                    log.warning("alamos retention: %s", text)
+                log.warning("alamos retention: %s", exc)
                 continue
             except Exception:
                 log.exception("alamos retention: gc failed on %s", url)

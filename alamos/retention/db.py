@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool, QueuePool
 
-from alamos.core.errors import RetentionError
+from alamos.core.errors import GcRunning, NothingToCollect, RetentionError
 from alamos.report.sql import normalize_url
 from alamos.report.sql.coerce import dumps_json
 from alamos.report.sql.migrate import ensure_schema
@@ -69,7 +69,7 @@ class Db:
                     "file (sqlite:///path/to/alamos.db) or PostgreSQL"
                 )
             if not Path(database).is_file():
-                raise RetentionError(
+                raise NothingToCollect(
                     f"no SQLite database at {database} (from {self.shown}): check the path "
                     "(--db or $ALAMOS_DB)"
                 )
@@ -111,7 +111,7 @@ class Db:
         except SQLAlchemyError as exc:
             raise RetentionError(f"cannot read {self.shown}: {reason_of(exc)}") from exc
         if not present:
-            raise RetentionError(
+            raise NothingToCollect(
                 f"{self.shown} has no alamos tables: nothing has been exported to it yet "
                 "(check --db or $ALAMOS_DB)"
             )
@@ -128,8 +128,8 @@ class Db:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the database's gc lock, or raise :class:`RetentionError` if
-        another garbage collection holds it."""
-        busy = RetentionError(
+        another garbage collection holds it (:class:`GcRunning`)."""
+        busy = GcRunning(
             f"another garbage collection is running on {self.shown}; "
             "run one at a time (see the README, Retention)"
         )

@@ -81,3 +81,30 @@ def test_gc_upgrades_a_version_2_database_in_place(db_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version FROM alamos_schema_version")).scalar() == 4
     engine.dispose()
+
+
+def test_a_round_skips_a_locked_or_empty_database_and_goes_on(
+    db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The README: "others that have it skip the rounds one is running".  A
+    round meets a database another gc holds (skipped, info), a SQLite path
+    with no file yet (skipped, debug) and, after both, one it collects."""
+    from alamos.retention import Background
+    from alamos.retention.db import open_db
+
+    write_history(db_url, NOW)
+    missing = f"sqlite:///{tmp_path / 'not-yet.db'}"
+    bg = Background([db_url, missing], POLICY, 3600)
+    db = open_db(db_url)
+    caplog.set_level("DEBUG", logger="alamos.retention")
+    try:
+        with db.lock():
+            bg.run_once()
+    finally:
+        db.dispose()
+    assert bg.runs == 0 and bg.last is None
+    assert count(db_url, "alamos_spans") == 2 * sum(not t.logs_only for t in TRACES)
+    levels = {(r.levelname, r.getMessage().split(":")[1].strip()) for r in caplog.records}
+    assert levels == {("INFO", "skipped"), ("DEBUG", "nothing to collect yet")}
+    bg.run_once()  # the lock is free now
+    assert bg.runs == 1 and bg.last is not None and bg.last.traces["delete"] == 6
