@@ -26,12 +26,19 @@ from alamos.core.records import SpanRecord, SpanStatsBase
 from alamos.stats.merging import Moments
 from alamos.stats.sketch import Bins, encode, positive_keys
 
-__all__ = ["Group", "GroupKey"]
+__all__ = ["Group", "GroupKey", "group_order"]
 
 S = TypeVar("S", bound=SpanStatsBase)
 
 #: ``(path, name, status, level)``: what a row's spans share besides the window.
 GroupKey = tuple[str, str, str, Level]
+
+
+def group_order(held: tuple[int, GroupKey]) -> tuple[object, ...]:
+    """The sort key of a held ``(window or hour start, key)``: rows are
+    emitted by start, path, name, status and level."""
+    start, (path, name, status, level) = held
+    return (start, path, name, status, int(level))
 
 
 class Group:

@@ -49,7 +49,6 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from itertools import compress, repeat
-from typing import Any
 
 from alamos.core.records import (
     LogRecord,
@@ -59,7 +58,7 @@ from alamos.core.records import (
     SpanStatsHourRecord,
     SpanStatsRecord,
 )
-from alamos.stats.groups import Group, GroupKey
+from alamos.stats.groups import Group, GroupKey, group_order
 from alamos.stats.hours import HourTier, hour_tier_fits
 
 __all__ = ["DEFAULT_INTERVAL", "LiveStats", "StatsRow"]
@@ -257,7 +256,7 @@ class LiveStats:
             return []
         service, node = self._origin()
         out: list[StatsRow] = []
-        for gk in sorted(done, key=_order):
+        for gk in sorted(done, key=group_order):
             group = self._groups.pop(gk)
             window, key = gk
             out.append(group.row(SpanStatsRecord, self._next_id(), window, w, key, service, node))
@@ -279,8 +278,3 @@ class LiveStats:
             service, node = self._origin()
             out += self._hours.take_all(service, node)
         return out
-
-
-def _order(gk: tuple[int, GroupKey]) -> tuple[Any, ...]:
-    window, (path, name, status, level) = gk
-    return (window, path, name, status, int(level))
