@@ -191,16 +191,7 @@ class LiveStats:
                 if keep_spans:
                     members[gk].append(span)
         for (window_start, key), durs in grouped.items():
-            group = self._group(window_start, key)
-            group.add_all(durs)
-            if keep_spans:
-                group.add_attributes(members[(window_start, key)], self.attribute_names)
-
-    def _group(self, window: int, key: GroupKey) -> Group:
-        group = self._groups.get((window, key))
-        if group is None:
-            group = self._groups[(window, key)] = Group()
-        return group
+            self._add(window_start, key, durs, members.get((window_start, key), []))
 
     def _add(
         self,
@@ -210,7 +201,11 @@ class LiveStats:
         spans: list[SpanRecord],
         mask: list[bool] | None = None,
     ) -> None:
-        group = self._group(window, key)
+        """Count ``durations`` (and the attributes of ``spans``, of those
+        ``mask`` picks if given) into the group of ``key`` in ``window``."""
+        group = self._groups.get((window, key))
+        if group is None:
+            group = self._groups[(window, key)] = Group()
         group.add_all(durations)
         if self.attribute_names:
             chosen = spans if mask is None else compress(spans, mask)
