@@ -3,13 +3,14 @@
 :class:`Group` holds, exactly, the count and the sum and sum of squares of
 the integer durations (Python integers do not round), the minimum and
 maximum, the DDSketch bin counts, and for each attribute named in
-``stats_attributes`` a :class:`Moments`.  :meth:`Group.merge` adds another
+``stats_attributes`` a :class:`~alamos.stats.merging.Moments`.  :meth:`Group.merge` adds another
 group of the same key into it: that is how the hourly tier
 (:mod:`alamos.stats.hours`) sums the window groups, once per group and
 window, never per span.  Everything but the attribute moments adds exactly,
 so an hour row's count, sum, minimum, maximum, m2 and bins are those of its
-spans; the attribute moments merge by the parallel formula, as
-:func:`alamos.stats.merge` does.
+spans; the attribute moments merge by the parallel formula, with the
+same :class:`~alamos.stats.merging.Moments` that :func:`alamos.stats.merge`
+merges rows' attributes with.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import TypeVar
 
 from alamos.core.level import Level
 from alamos.core.records import SpanRecord, SpanStatsBase
+from alamos.stats.merging import Moments
 from alamos.stats.sketch import Bins, encode, positive_keys
 
-__all__ = ["Group", "GroupKey", "Moments"]
+__all__ = ["Group", "GroupKey", "group_order"]
 
 S = TypeVar("S", bound=SpanStatsBase)
 
@@ -32,51 +34,11 @@ S = TypeVar("S", bound=SpanStatsBase)
 GroupKey = tuple[str, str, str, Level]
 
 
-class Moments:
-    """count, sum, mean, m2, min, max of float values, merged batch by batch."""
-
-    __slots__ = ("count", "m2", "max", "mean", "min", "sum")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.sum = 0.0
-        self.mean = 0.0
-        self.m2 = 0.0
-        self.min = math.inf
-        self.max = -math.inf
-
-    def add_all(self, values: Sequence[float]) -> None:
-        n = len(values)
-        total = math.fsum(values)
-        mean = total / n
-        m2 = math.fsum([(v - mean) ** 2 for v in values])
-        self._combine(n, total, mean, m2)
-        self.min = min(self.min, min(values))
-        self.max = max(self.max, max(values))
-
-    def _combine(self, n: int, total: float, mean: float, m2: float) -> None:
-        # Chan, Golub and LeVeque's parallel formula (Welford's update for a batch).
-        count = self.count + n
-        delta = mean - self.mean
-        self.m2 += m2 + delta * delta * self.count * n / count
-        self.mean += delta * n / count
-        self.count = count
-        self.sum += total
-
-    def merge(self, other: Moments) -> None:
-        self._combine(other.count, other.sum, other.mean, other.m2)
-        self.min = min(self.min, other.min)
-        self.max = max(self.max, other.max)
-
-    def as_dict(self) -> dict[str, float]:
-        return {
-            "count": self.count,
-            "sum": self.sum,
-            "mean": self.mean,
-            "m2": self.m2,
-            "min": self.min,
-            "max": self.max,
-        }
+def group_order(held: tuple[int, GroupKey]) -> tuple[object, ...]:
+    """The sort key of a held ``(window or hour start, key)``: rows are
+    emitted by start, path, name, status and level."""
+    start, (path, name, status, level) = held
+    return (start, path, name, status, int(level))
 
 
 class Group:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from alamos.core.records import SpanStatsHourRecord
-from alamos.stats.groups import Group, GroupKey
+from alamos.stats.groups import Group, GroupKey, group_order
 
 __all__ = ["HOUR_NS", "HourTier", "hour_tier_fits"]
 
@@ -76,15 +76,10 @@ class HourTier:
         self, done: list[tuple[int, GroupKey]], service: str, node: str
     ) -> list[SpanStatsHourRecord]:
         out: list[SpanStatsHourRecord] = []
-        for hk in sorted(done, key=_order):
+        for hk in sorted(done, key=group_order):
             hour, key = hk
             group = self._groups.pop(hk)
             out.append(
                 group.row(SpanStatsHourRecord, self._next_id(), hour, HOUR_NS, key, service, node)
             )
         return out
-
-
-def _order(hk: tuple[int, GroupKey]) -> tuple[object, ...]:
-    hour, (path, name, status, level) = hk
-    return (hour, path, name, status, int(level))

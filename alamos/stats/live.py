@@ -49,7 +49,6 @@ import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from itertools import compress, repeat
-from typing import Any
 
 from alamos.core.records import (
     LogRecord,
@@ -59,7 +58,7 @@ from alamos.core.records import (
     SpanStatsHourRecord,
     SpanStatsRecord,
 )
-from alamos.stats.groups import Group, GroupKey
+from alamos.stats.groups import Group, GroupKey, group_order
 from alamos.stats.hours import HourTier, hour_tier_fits
 
 __all__ = ["DEFAULT_INTERVAL", "LiveStats", "StatsRow"]
@@ -192,16 +191,7 @@ class LiveStats:
                 if keep_spans:
                     members[gk].append(span)
         for (window_start, key), durs in grouped.items():
-            group = self._group(window_start, key)
-            group.add_all(durs)
-            if keep_spans:
-                group.add_attributes(members[(window_start, key)], self.attribute_names)
-
-    def _group(self, window: int, key: GroupKey) -> Group:
-        group = self._groups.get((window, key))
-        if group is None:
-            group = self._groups[(window, key)] = Group()
-        return group
+            self._add(window_start, key, durs, members.get((window_start, key), []))
 
     def _add(
         self,
@@ -211,7 +201,11 @@ class LiveStats:
         spans: list[SpanRecord],
         mask: list[bool] | None = None,
     ) -> None:
-        group = self._group(window, key)
+        """Count ``durations`` (and the attributes of ``spans``, of those
+        ``mask`` picks if given) into the group of ``key`` in ``window``."""
+        group = self._groups.get((window, key))
+        if group is None:
+            group = self._groups[(window, key)] = Group()
         group.add_all(durations)
         if self.attribute_names:
             chosen = spans if mask is None else compress(spans, mask)
@@ -257,7 +251,7 @@ class LiveStats:
             return []
         service, node = self._origin()
         out: list[StatsRow] = []
-        for gk in sorted(done, key=_order):
+        for gk in sorted(done, key=group_order):
             group = self._groups.pop(gk)
             window, key = gk
             out.append(group.row(SpanStatsRecord, self._next_id(), window, w, key, service, node))
@@ -279,8 +273,3 @@ class LiveStats:
             service, node = self._origin()
             out += self._hours.take_all(service, node)
         return out
-
-
-def _order(gk: tuple[int, GroupKey]) -> tuple[Any, ...]:
-    window, (path, name, status, level) = gk
-    return (window, path, name, status, int(level))

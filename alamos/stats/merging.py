@@ -27,7 +27,7 @@ equal the figures computed over the raw spans (to float rounding: see
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import attrs
@@ -35,7 +35,7 @@ import attrs
 from alamos.core.records import SpanStatsBase
 from alamos.stats.sketch import BinSum, quantile
 
-__all__ = ["AttributeStats", "SpanStats", "group_by", "merge"]
+__all__ = ["AttributeStats", "Moments", "SpanStats", "combine", "group_by", "merge"]
 
 Row = SpanStatsBase | Mapping[str, Any]
 K = TypeVar("K", bound=Hashable)
@@ -47,10 +47,11 @@ def _get(row: Row, name: str) -> Any:
     return row[name]
 
 
-def _combine(
+def combine(
     na: float, mean_a: float, m2_a: float, nb: float, mean_b: float, m2_b: float
 ) -> tuple[float, float]:
-    """The mean and m2 of two parts (Chan et al.'s parallel formula)."""
+    """The mean and m2 of two parts (Chan et al.'s parallel formula): the
+    one merge of means and m2 of the package, rows and live groups alike."""
     n = na + nb
     if nb == 0:
         return mean_a, m2_a
@@ -58,6 +59,63 @@ def _combine(
         return mean_b, m2_b
     delta = mean_b - mean_a
     return mean_a + delta * nb / n, m2_a + m2_b + delta * delta * na * nb / n
+
+
+class Moments:
+    """count, sum, mean, m2, min, max of float values, merged part by part:
+    a live group's attribute (:mod:`alamos.stats.groups`) and the merge of
+    rows' attributes (:func:`merge`)."""
+
+    __slots__ = ("count", "m2", "max", "mean", "min", "sum")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum = 0.0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.min = math.inf
+        self.max = -math.inf
+
+    @classmethod
+    def of(cls, stored: Mapping[str, Any]) -> Moments:
+        """The moments a row stores (``{"count", "sum", "mean", "m2", "min", "max"}``)."""
+        out = cls()
+        out.count = int(stored["count"])
+        out.sum = float(stored["sum"])
+        out.mean = float(stored["mean"])
+        out.m2 = float(stored["m2"])
+        out.min = float(stored["min"])
+        out.max = float(stored["max"])
+        return out
+
+    def add_all(self, values: Sequence[float]) -> None:
+        n = len(values)
+        total = math.fsum(values)
+        mean = total / n
+        m2 = math.fsum([(v - mean) ** 2 for v in values])
+        self._combine(n, total, mean, m2)
+        self.min = min(self.min, min(values))
+        self.max = max(self.max, max(values))
+
+    def _combine(self, n: int, total: float, mean: float, m2: float) -> None:
+        self.mean, self.m2 = combine(self.count, self.mean, self.m2, n, mean, m2)
+        self.count += n
+        self.sum += total
+
+    def merge(self, other: Moments) -> None:
+        self._combine(other.count, other.sum, other.mean, other.m2)
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "count": self.count,
+            "sum": self.sum,
+            "mean": self.mean,
+            "m2": self.m2,
+            "min": self.min,
+            "max": self.max,
+        }
 
 
 @attrs.frozen
@@ -125,13 +183,13 @@ def merge(rows: Iterable[Row]) -> SpanStats:
     # same bins, so the same quantiles (tests/stats/test_binsum.py); 350 rows
     # (1 h of scripts/dashboard_bench.py) summarised in 67 -> 9 ms.
     sketches = BinSum()
-    attrs_acc: dict[str, list[float]] = {}
+    attrs_acc: dict[str, Moments] = {}
     for row in rows:
         n = int(_get(row, "count"))
         if n <= 0:
             continue
         n_rows += 1
-        mean, m2 = _combine(count, mean, m2, n, float(_get(row, "mean_ns")), float(_get(row, "m2")))
+        mean, m2 = combine(count, mean, m2, n, float(_get(row, "mean_ns")), float(_get(row, "m2")))
         count += n
         errors += int(_get(row, "errors"))
         total += int(_get(row, "sum_ns"))
@@ -151,27 +209,22 @@ def merge(rows: Iterable[Row]) -> SpanStats:
         max_ns=high,
         sketch=sketches.sketch(),
         attributes={
-            name: AttributeStats(int(a[0]), a[1], a[2], a[3], a[4], a[5])
-            for name, a in sorted(attrs_acc.items())
+            name: AttributeStats(m.count, m.sum, m.mean, m.m2, m.min, m.max)
+            for name, m in sorted(attrs_acc.items())
         },
         rows=n_rows,
     )
 
 
-def _merge_attribute(acc: dict[str, list[float]], name: str, a: Mapping[str, Any]) -> None:
-    n = float(a["count"])
-    if n <= 0:
+def _merge_attribute(acc: dict[str, Moments], name: str, a: Mapping[str, Any]) -> None:
+    if float(a["count"]) <= 0:
         return
+    part = Moments.of(a)
     held = acc.get(name)
     if held is None:
-        acc[name] = [n, float(a["sum"]), float(a["mean"]), float(a["m2"])]
-        acc[name] += [float(a["min"]), float(a["max"])]
-        return
-    held[2], held[3] = _combine(held[0], held[2], held[3], n, float(a["mean"]), float(a["m2"]))
-    held[0] += n
-    held[1] += float(a["sum"])
-    held[4] = min(held[4], float(a["min"]))
-    held[5] = max(held[5], float(a["max"]))
+        acc[name] = part
+    else:
+        held.merge(part)
 
 
 def group_by(rows: Iterable[Row], key: Callable[[Row], K]) -> dict[K, SpanStats]:

@@ -98,7 +98,9 @@ def _bins(rows: Iterable[Any]) -> Any:
     acc = BinSum()
     for r in rows:
         acc.add_text(_get(r, "sketch"))
-    return acc.compact()
+    compact = acc.compact()
+    assert compact is not None  # else two sums would compare equal as None
+    return compact
 
 
 def check_hours_equal_minutes(minutes: Sequence[Any], hours: Sequence[Any]) -> int:
