@@ -8,16 +8,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import attrs
 from sqlalchemy import Connection, Text, and_, cast, select
 
-from alamos.core.level import Level, parse_level
 from alamos.core.records import SpanStatsRecord
-from alamos.report.sql.reading import in_subtree, run_read
+from alamos.report.sql.reading import decode_level, decode_mapping, in_subtree, run_read
 from alamos.report.sql.schema import span_stats
 from alamos.stats.merging import SpanStats, group_by
 
@@ -26,22 +24,6 @@ __all__ = ["BY", "Summary", "read_stats", "summarize"]
 By = Literal["name", "path"]
 #: What ``summarize`` groups by: ``name`` is (path, span name), ``path`` the path.
 BY: tuple[By, ...] = ("name", "path")
-
-
-def _level(value: object) -> Level:
-    try:
-        return parse_level(value)  # type: ignore[arg-type]
-    except ValueError:
-        return Level.PROD
-
-
-def _attributes(value: object) -> dict[str, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return {}
-    return value if isinstance(value, dict) else {}
 
 
 def read_stats(
@@ -88,7 +70,7 @@ def _record(m: Any) -> SpanStatsRecord:
         path=m["path"],
         name=m["name"],
         status=m["status"],
-        level=_level(m["level"]),
+        level=decode_level(m["level"]),
         count=int(m["count"]),
         errors=int(m["errors"]),
         sum_ns=int(m["sum_ns"]),
@@ -97,7 +79,7 @@ def _record(m: Any) -> SpanStatsRecord:
         min_ns=int(m["min_ns"]),
         max_ns=int(m["max_ns"]),
         sketch=m["sketch"],
-        attributes=_attributes(m["attributes"]),
+        attributes=decode_mapping(m["attributes"]),
         service=m["service"],
         node=m["node"],
     )

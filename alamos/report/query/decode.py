@@ -1,22 +1,23 @@
 """Rows of the alamos tables back into the record classes.
 
 Shared by every reader of :mod:`alamos.report.query` (traces, logs,
-metrics).  Decoding is lenient on purpose: the tables are shared and
+metrics); the value decoders live in :mod:`alamos.report.sql.reading`
+(the statistics read them too).  Decoding is lenient on purpose: the tables are shared and
 public, so one corrupt JSON value or unknown level text shows as empty or
 ``prod`` rather than making a whole trace or listing unreadable.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
 from sqlalchemy import Table, Text, cast
 
-from alamos.core.level import Level, parse_level
 from alamos.core.records import EventRecord, LogRecord, SpanRecord
+from alamos.report.sql.reading import decode_json, decode_level
+from alamos.report.sql.reading import decode_mapping as _mapping
 from alamos.report.sql.schema import JSONType, field_of
 from alamos.report.sql.schema import logs as logs_table
 from alamos.report.sql.schema import spans as spans_table
@@ -33,27 +34,6 @@ def text_columns(table: Table) -> list[Any]:
     in a shared table must not make a whole trace unreadable.
     """
     return [cast(c, Text).label(c.name) if c.type is JSONType else c for c in table.columns]
-
-
-def decode_json(value: object) -> object:
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return None
-
-
-def decode_level(value: object) -> Level:
-    try:
-        return parse_level(value)  # type: ignore[arg-type]
-    except ValueError:
-        return Level.PROD  # unknown text in a shared table: show it, don't fail
-
-
-def _mapping(value: object) -> Mapping[str, Any]:
-    value = decode_json(value)
-    return value if isinstance(value, dict) else {}
 
 
 def _events(value: object) -> tuple[EventRecord, ...]:

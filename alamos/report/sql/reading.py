@@ -8,7 +8,8 @@ naming the database with its password hidden).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,10 +18,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from alamos.core.errors import TraceQueryError
+from alamos.core.level import Level, parse_level
 from alamos.report.sql.exporter import normalize_url
 from alamos.report.sql.schema import spans
 
-__all__ = ["in_subtree", "read_engine", "reason_of", "run_read"]
+__all__ = [
+    "decode_json",
+    "decode_level",
+    "decode_mapping",
+    "in_subtree",
+    "read_engine",
+    "reason_of",
+    "run_read",
+]
 
 T = TypeVar("T")
 
@@ -90,3 +100,34 @@ def in_subtree(column: Any, path: str) -> ColumnElement[bool]:
         column == path, column.startswith(path + ".", autoescape=True)
     )
     return condition
+
+
+# -- decoding column values ------------------------------------------------------
+# Lenient on purpose: the tables are shared and public, so one corrupt JSON
+# value or unknown level text shows as empty or ``prod`` rather than making a
+# whole listing unreadable.  Every reader (report.query, stats) uses these.
+
+
+def decode_json(value: object) -> object:
+    """A JSON column read as text (or already decoded, as JSONB is): the
+    value, or ``None`` for text that is not JSON."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def decode_mapping(value: object) -> Mapping[str, Any]:
+    """A JSON object column: the mapping, or ``{}`` for anything else."""
+    value = decode_json(value)
+    return value if isinstance(value, dict) else {}
+
+
+def decode_level(value: object) -> Level:
+    """A level column: the level, or ``prod`` for unknown text."""
+    try:
+        return parse_level(value)  # type: ignore[arg-type]
+    except ValueError:
+        return Level.PROD  # unknown text in a shared table: show it, don't fail
