@@ -41,10 +41,6 @@ SPARK_BUCKETS = 30
 CHART_BUCKETS = 60
 
 
-def _int(value: Any) -> int:
-    return 0 if value is None else int(value)  # PostgreSQL's SUM is a Decimal
-
-
 def _span_filters(window: Window, f: Filters) -> list[ColumnElement[bool]]:
     s = spans.c
     return [
