@@ -17,11 +17,11 @@ import attrs
 from sqlalchemy import Connection, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from alamos.core.level import LOG_LEVELS
 from alamos.dashboard import logcounts, rollup, tiers
 from alamos.dashboard.db import Filters, Window
 from alamos.dashboard.search import status_is
 from alamos.dashboard.sketch_cache import SketchCache
+from alamos.report.query.logs import log_level_at_least
 from alamos.report.sql.schema import experiments, logs, spans
 from alamos.stats.sketch import BinSum, quantile
 
@@ -362,8 +362,7 @@ def layer_logs(
     lg = logs.c
     where = [lg.path == path, *_log_filters(window, f)]
     if log_level:
-        names = list(LOG_LEVELS)
-        where.append(lg.level.in_(names[names.index(log_level) :]))
+        where.append(lg.level.in_(log_level_at_least(log_level)))
     if text:
         where.append(lg.message.contains(text, autoescape=True))
     query = (
