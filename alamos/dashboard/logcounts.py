@@ -71,12 +71,7 @@ def logs_by_level(
     c = log_stats.c
     summed = (
         select(c.path, c.level, func.sum(c.count).label("n"))
-        .where(
-            c.path.in_(covered),
-            c.window_start_ns >= cov.a_ns,
-            c.window_start_ns + c.window_ns <= cov.b_ns,
-            *f.conditions(log_stats, f.log_levels),
-        )
+        .where(*rollup.in_cover(log_stats, cov.a_ns, cov.b_ns, f, f.log_levels, covered))
         .group_by(c.path, c.level)
     )
     for r in conn.execute(summed):

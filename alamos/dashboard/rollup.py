@@ -45,6 +45,7 @@ __all__ = [
     "Cover",
     "StatsGroup",
     "cover",
+    "in_cover",
     "paths_in",
     "slowest_windows",
 ]
@@ -160,12 +161,24 @@ def cover(
     return Cover(a, b, starts, grid) if starts else None
 
 
-def _stats_filters(cov: Cover, f: Filters) -> list[ColumnElement[bool]]:
-    c = span_stats.c
+def in_cover(
+    table: Table,
+    a_ns: int,
+    b_ns: int,
+    f: Filters,
+    levels: tuple[str, ...] | None,
+    paths: Sequence[str] | None = None,
+) -> list[ColumnElement[bool]]:
+    """The rows of the statistics ``table`` whose whole window lies in
+    ``[a_ns, b_ns)`` (a :class:`Cover`'s, or its whole hours), of ``paths``
+    (every path if ``None``), kept by ``f`` and ``levels`` (its
+    :attr:`~alamos.dashboard.db.Filters.span_levels` or ``log_levels``)."""
+    c = table.c
     return [
-        c.window_start_ns >= cov.a_ns,
-        c.window_start_ns + c.window_ns <= cov.b_ns,
-        *f.conditions(span_stats, f.span_levels),
+        *([] if paths is None else [c.path.in_(paths)]),
+        c.window_start_ns >= a_ns,
+        c.window_start_ns + c.window_ns <= b_ns,
+        *f.conditions(table, levels),
     ]
 
 
@@ -208,7 +221,7 @@ def slowest_windows(
     c = span_stats.c
     top = conn.execute(
         select(c.window_start_ns, c.window_ns, c.max_ns)
-        .where(c.path == path, *_stats_filters(cov, f))
+        .where(c.path == path, *in_cover(span_stats, cov.a_ns, cov.b_ns, f, f.span_levels))
         .order_by(c.max_ns.desc())
         .limit(limit)
     ).all()
@@ -218,7 +231,9 @@ def slowest_windows(
     # Every row reaching the floor, so that a tie at it is broken as the
     # spans' query breaks it (by trace and span id).
     tied = select(c.window_start_ns, c.window_ns).where(
-        c.path == path, c.max_ns >= floor, *_stats_filters(cov, f)
+        c.path == path,
+        c.max_ns >= floor,
+        *in_cover(span_stats, cov.a_ns, cov.b_ns, f, f.span_levels),
     )
     ranges = {
         (int(r.window_start_ns), int(r.window_start_ns + r.window_ns)) for r in conn.execute(tied)
