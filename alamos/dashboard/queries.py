@@ -183,15 +183,7 @@ def tree_rows(
 
     # (where, time range) of each raw read: everything, or the paths the
     # statistics do not cover over the window and the covered ones at the edges.
-    raw: list[tuple[list[ColumnElement[bool]], Window]] = []
-    if cov is None:
-        raw.append(([], window))
-    else:
-        uncovered = [p for p in rollup.paths_in(conn) if p not in cov.paths]
-        if uncovered:
-            raw.append(([s.path.in_(uncovered)], window))
-        for paths, lo, hi in cov.edges(window):
-            raw.append(([s.path.in_(paths)], Window("edge", lo, hi)))
+    raw = [([], window)] if cov is None else cov.reads(window, s.path, rollup.paths_in(conn))
     groups: dict[str, _Group] = {}
     for extra, part in raw:
         where = [*extra, *_span_filters(part, f)]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 from sqlalchemy import Connection, Table, func, select
@@ -92,6 +93,21 @@ class Cover:
     def spans(self, window: Window) -> list[tuple[int, int]]:
         """:meth:`edges` as time ranges only (a cover of one path)."""
         return [(lo, hi) for _, lo, hi in self.edges(window)]
+
+    def reads(
+        self, window: Window, path: ColumnElement[Any], present: Sequence[str]
+    ) -> list[tuple[list[ColumnElement[bool]], Window]]:
+        """What the records (``path``: their path column) are read for,
+        ``(where, part)``: the ``present`` paths these statistics do not
+        cover, over the whole ``window``, and the covered ones at the
+        :meth:`edges` (the spans of the tree page, the logs by level)."""
+        covered = self.paths
+        uncovered = [p for p in present if p not in covered]
+        out: list[tuple[list[ColumnElement[bool]], Window]] = []
+        if uncovered:
+            out.append(([path.in_(uncovered)], window))
+        out += [([path.in_(ps)], Window("edge", lo, hi)) for ps, lo, hi in self.edges(window)]
+        return out
 
 
 def _lcm(values: Sequence[int]) -> int:
