@@ -40,12 +40,7 @@ def _count(
     lg = logs.c
     query = (
         select(lg.path, lg.level, func.count().label("n"))
-        .where(
-            lg.ts_ns >= window.start_ns,
-            lg.ts_ns < window.end_ns,
-            *f.conditions(logs, f.log_levels),
-            *where,
-        )
+        .where(*f.logs_in(window), *where)
         .group_by(lg.path, lg.level)
     )
     for r in conn.execute(query):

@@ -41,24 +41,6 @@ SPARK_BUCKETS = 30
 CHART_BUCKETS = 60
 
 
-def _span_filters(window: Window, f: Filters) -> list[ColumnElement[bool]]:
-    s = spans.c
-    return [
-        s.start_ns >= window.start_ns,
-        s.start_ns < window.end_ns,
-        *f.conditions(spans, f.span_levels),
-    ]
-
-
-def _log_filters(window: Window, f: Filters) -> list[ColumnElement[bool]]:
-    lg = logs.c
-    return [
-        lg.ts_ns >= window.start_ns,
-        lg.ts_ns < window.end_ns,
-        *f.conditions(logs, f.log_levels),
-    ]
-
-
 @attrs.define
 class _Group:
     """The spans of one group (a path, a time bucket): count, errors, durations."""
@@ -186,7 +168,7 @@ def tree_rows(
     raw = [([], window)] if cov is None else cov.reads(window, s.path, rollup.paths_in(conn))
     groups: dict[str, _Group] = {}
     for extra, part in raw:
-        where = [*extra, *_span_filters(part, f)]
+        where = [*extra, *f.spans_in(part)]
         for path, group in _scan(conn, s.path, where).items():
             groups.setdefault(path, _Group()).add(group)
         bucket = ((s.start_ns - window.start_ns) // step).label("b")
@@ -263,7 +245,7 @@ def layer_series(
     parts = [window] if cov is None else [Window("edge", lo, hi) for lo, hi in cov.spans(window)]
     raw: dict[int, _Group] = {}
     for part in parts:
-        for b, group in _scan(conn, bucket, [s.path == path, *_span_filters(part, f)]).items():
+        for b, group in _scan(conn, bucket, [s.path == path, *f.spans_in(part)]).items():
             raw.setdefault(min(max(int(b), 0), CHART_BUCKETS - 1), _Group()).add(group)
     stats: dict[int, rollup.StatsGroup] = {}
     if cov is not None:
@@ -314,13 +296,13 @@ def slowest_spans(
     found = None if cov is None else rollup.slowest_windows(conn, cov, f, path, limit)
     order = (s.duration_ns.desc(), s.trace_id, s.span_id)
     if cov is None or found is None:
-        query = select(*_SPAN_COLUMNS).where(s.path == path, *_span_filters(window, f))
+        query = select(*_SPAN_COLUMNS).where(s.path == path, *f.spans_in(window))
         return list(conn.execute(query.order_by(*order).limit(limit)))
     ranges, floor = found
     parts = [Window("part", lo, hi) for lo, hi in (*ranges, *cov.spans(window))]
     rows: list[Any] = []
     for part in parts:
-        where = [s.path == path, *_span_filters(part, f)]
+        where = [s.path == path, *f.spans_in(part)]
         if (part.start_ns, part.end_ns) in ranges:
             where.append(s.duration_ns >= floor)
         rows += conn.execute(select(*_SPAN_COLUMNS).where(*where).order_by(*order).limit(limit))
@@ -334,7 +316,7 @@ def recent_errors(
     s = spans.c
     query = (
         select(*_SPAN_COLUMNS)
-        .where(s.path == path, status_is("error"), *_span_filters(window, f))
+        .where(s.path == path, status_is("error"), *f.spans_in(window))
         .order_by(s.start_ns.desc(), s.trace_id, s.span_id)
         .limit(limit)
     )
@@ -352,7 +334,7 @@ def layer_logs(
 ) -> list[Any]:
     """The newest logs of ``path``: at ``log_level`` or above, holding ``text``."""
     lg = logs.c
-    where = [lg.path == path, *_log_filters(window, f)]
+    where = [lg.path == path, *f.logs_in(window)]
     if log_level:
         where.append(lg.level.in_(log_level_at_least(log_level)))
     if text:
