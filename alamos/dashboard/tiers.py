@@ -66,10 +66,6 @@ class Piece:
         return self.key[0]
 
     @property
-    def hour_ns(self) -> int:
-        return self.key[4]
-
-    @property
     def bucket(self) -> int:
         return self.key[5]
 
