@@ -40,6 +40,18 @@ __all__ = ["budgets"]
 PIPE_WIDTH = 200
 
 
+def budget_map_of(path: Path | None) -> BudgetMap | None:
+    """The map of a ``--budgets`` file (``None`` without one); a bad file is
+    a :class:`click.BadParameter` on ``--budgets`` (``alamos budgets`` and
+    ``alamos dashboard`` take the same option)."""
+    if path is None:
+        return None
+    try:
+        return BudgetMap.from_toml(path)
+    except ValueError as exc:  # from_toml reports an unreadable file so too
+        raise click.BadParameter(clean(str(exc), 2000), param_hint="--budgets") from None
+
+
 def _ms(ns: float | None) -> str:
     return "-" if ns is None else f"{ns / 1e6:,.3f}"
 
@@ -189,12 +201,7 @@ def budgets(
     (their trace ids, for `alamos trace`) and the spikes."""
     if not frame:
         raise click.BadParameter("a frame is a span name: not empty", param_hint="--frame")
-    bmap = None
-    if budgets_file is not None:
-        try:
-            bmap = BudgetMap.from_toml(budgets_file)
-        except ValueError as exc:
-            raise click.BadParameter(clean(str(exc), 2000), param_hint="--budgets") from None
+    bmap = budget_map_of(budgets_file)
     since_at = since_ns(since)
     try:
         report = budget_report(

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from alamos.cli import main
+from alamos.cli.budgets import budget_map_of
 from alamos.cli.database import db_option, shown_url
 from alamos.cli.traces import clean
 
@@ -85,7 +86,6 @@ def dashboard(
             "pip install 'alamos[dashboard]'"
         ) from None
     from alamos.core.errors import RulesError, TraceQueryError
-    from alamos.report.query import BudgetMap
     from alamos.rules import RuleSet
 
     loopback = is_loopback(host)
@@ -103,12 +103,7 @@ def dashboard(
             raise click.BadParameter(
                 "use 16 to 200 of the characters A-Z a-z 0-9 _ -", param_hint="--token"
             )
-    budgets = None
-    if budgets_file is not None:
-        try:
-            budgets = BudgetMap.from_toml(budgets_file)
-        except (OSError, ValueError) as exc:
-            raise click.BadParameter(clean(str(exc), 500), param_hint="--budgets") from None
+    budgets = budget_map_of(budgets_file)
     rules = None
     if rules_file is not None:
         try:

@@ -34,6 +34,7 @@ from alamos.core.level import LOG_LEVELS, Level
 from alamos.dashboard.sketch_cache import SketchCache
 from alamos.report.sql import normalize_url
 from alamos.report.sql.reading import reason_of
+from alamos.report.sql.schema import logs as logs_table
 from alamos.report.sql.schema import spans as spans_table
 
 __all__ = ["WINDOWS", "Database", "Filters", "Window", "parse_filters", "parse_window"]
@@ -214,6 +215,24 @@ class Filters:
         if levels is not None:
             conds.append(c.level.in_(levels))
         return conds
+
+    def spans_in(self, window: Window) -> list[ColumnElement[bool]]:
+        """The spans that started in ``window`` and pass these filters."""
+        s = spans_table.c
+        return [
+            s.start_ns >= window.start_ns,
+            s.start_ns < window.end_ns,
+            *self.conditions(spans_table, self.span_levels),
+        ]
+
+    def logs_in(self, window: Window) -> list[ColumnElement[bool]]:
+        """The logs written in ``window`` that pass these filters."""
+        lg = logs_table.c
+        return [
+            lg.ts_ns >= window.start_ns,
+            lg.ts_ns < window.end_ns,
+            *self.conditions(logs_table, self.log_levels),
+        ]
 
     def query(self) -> dict[str, str]:
         return {k: v for k, v in attrs.asdict(self).items() if v}

@@ -6,7 +6,8 @@ is read whole).  Trees with statistics also write the logs they saw counted
 per statistics window (``alamos_log_stats``), so over a long window
 (:func:`~alamos.dashboard.rollup.cover` on that table) the counts of the
 whole windows are summed in SQL (40 ms for the 68,964 rows of a day), and
-only these are counted from ``alamos_logs``, exact:
+only these are counted from ``alamos_logs``, exact (the parts
+:meth:`~alamos.dashboard.rollup.Cover.reads` gives, as for the tree page's spans):
 
 * the edges (:meth:`~alamos.dashboard.rollup.Cover.edges`: before the first
   whole window or a path's first row, and the last minutes, whose rows may
@@ -39,12 +40,7 @@ def _count(
     lg = logs.c
     query = (
         select(lg.path, lg.level, func.count().label("n"))
-        .where(
-            lg.ts_ns >= window.start_ns,
-            lg.ts_ns < window.end_ns,
-            *f.conditions(logs, f.log_levels),
-            *where,
-        )
+        .where(*f.logs_in(window), *where)
         .group_by(lg.path, lg.level)
     )
     for r in conn.execute(query):
@@ -59,24 +55,16 @@ def logs_by_level(
     out: dict[str, dict[str, int]] = {}
     present = rollup.paths_in(conn, logs)
     cov = rollup.cover(conn, window, now_ns, table=log_stats, candidates=present)
+    parts = [([], window)] if cov is None else cov.reads(window, logs.c.path, present)
+    for where, part in parts:
+        _count(conn, part, f, where, out)
     if cov is None:
-        _count(conn, window, f, [], out)
         return out
     covered = sorted(cov.paths)
-    uncovered = [p for p in present if p not in cov.paths]
-    if uncovered:
-        _count(conn, window, f, [logs.c.path.in_(uncovered)], out)
-    for paths, lo, hi in cov.edges(window):
-        _count(conn, Window("edge", lo, hi), f, [logs.c.path.in_(paths)], out)
     c = log_stats.c
     summed = (
         select(c.path, c.level, func.sum(c.count).label("n"))
-        .where(
-            c.path.in_(covered),
-            c.window_start_ns >= cov.a_ns,
-            c.window_start_ns + c.window_ns <= cov.b_ns,
-            *f.conditions(log_stats, f.log_levels),
-        )
+        .where(*rollup.in_cover(log_stats, cov.a_ns, cov.b_ns, f, f.log_levels, covered))
         .group_by(c.path, c.level)
     )
     for r in conn.execute(summed):

@@ -24,7 +24,6 @@ from alamos.dashboard import analysis, queries, search
 from alamos.dashboard import metrics as metric_queries
 from alamos.dashboard.db import WINDOWS, Database, Filters, Window, parse_filters, parse_window
 from alamos.dashboard.hold import DURATIONS, apply, hold_of, parse_form
-from alamos.dashboard.rollup import STATS_FROM_S
 from alamos.dashboard.waterfall import build_waterfall
 from alamos.report.query import (
     BudgetMap,
@@ -115,7 +114,7 @@ class Pages:
                     status=404,
                 )
             series = queries.layer_series(conn, path, window, filters, cache=self.db.sketches)
-            approx = window.seconds >= STATS_FROM_S and series["latency"].approx
+            approx = series["latency"].approx  # only over a window read from the statistics
             latency = "Latency (p50/p99 ≈, within 1%)" if approx else "Latency"
             ctx.update(
                 path=path,

@@ -17,11 +17,11 @@ import attrs
 from sqlalchemy import Connection, func, literal, select
 from sqlalchemy.sql.elements import ColumnElement
 
-from alamos.core.level import LOG_LEVELS
 from alamos.dashboard import logcounts, rollup, tiers
 from alamos.dashboard.db import Filters, Window
 from alamos.dashboard.search import status_is
 from alamos.dashboard.sketch_cache import SketchCache
+from alamos.report.query.logs import log_level_at_least
 from alamos.report.sql.schema import experiments, logs, spans
 from alamos.stats.sketch import BinSum, quantile
 
@@ -39,28 +39,6 @@ __all__ = [
 #: Sparkline buckets on the tree page, chart buckets on the layer page.
 SPARK_BUCKETS = 30
 CHART_BUCKETS = 60
-
-
-def _int(value: Any) -> int:
-    return 0 if value is None else int(value)  # PostgreSQL's SUM is a Decimal
-
-
-def _span_filters(window: Window, f: Filters) -> list[ColumnElement[bool]]:
-    s = spans.c
-    return [
-        s.start_ns >= window.start_ns,
-        s.start_ns < window.end_ns,
-        *f.conditions(spans, f.span_levels),
-    ]
-
-
-def _log_filters(window: Window, f: Filters) -> list[ColumnElement[bool]]:
-    lg = logs.c
-    return [
-        lg.ts_ns >= window.start_ns,
-        lg.ts_ns < window.end_ns,
-        *f.conditions(logs, f.log_levels),
-    ]
 
 
 @attrs.define
@@ -187,18 +165,10 @@ def tree_rows(
 
     # (where, time range) of each raw read: everything, or the paths the
     # statistics do not cover over the window and the covered ones at the edges.
-    raw: list[tuple[list[ColumnElement[bool]], Window]] = []
-    if cov is None:
-        raw.append(([], window))
-    else:
-        uncovered = [p for p in rollup.paths_in(conn) if p not in cov.paths]
-        if uncovered:
-            raw.append(([s.path.in_(uncovered)], window))
-        for paths, lo, hi in cov.edges(window):
-            raw.append(([s.path.in_(paths)], Window("edge", lo, hi)))
+    raw = [([], window)] if cov is None else cov.reads(window, s.path, rollup.paths_in(conn))
     groups: dict[str, _Group] = {}
     for extra, part in raw:
-        where = [*extra, *_span_filters(part, f)]
+        where = [*extra, *f.spans_in(part)]
         for path, group in _scan(conn, s.path, where).items():
             groups.setdefault(path, _Group()).add(group)
         bucket = ((s.start_ns - window.start_ns) // step).label("b")
@@ -275,7 +245,7 @@ def layer_series(
     parts = [window] if cov is None else [Window("edge", lo, hi) for lo, hi in cov.spans(window)]
     raw: dict[int, _Group] = {}
     for part in parts:
-        for b, group in _scan(conn, bucket, [s.path == path, *_span_filters(part, f)]).items():
+        for b, group in _scan(conn, bucket, [s.path == path, *f.spans_in(part)]).items():
             raw.setdefault(min(max(int(b), 0), CHART_BUCKETS - 1), _Group()).add(group)
     stats: dict[int, rollup.StatsGroup] = {}
     if cov is not None:
@@ -326,13 +296,13 @@ def slowest_spans(
     found = None if cov is None else rollup.slowest_windows(conn, cov, f, path, limit)
     order = (s.duration_ns.desc(), s.trace_id, s.span_id)
     if cov is None or found is None:
-        query = select(*_SPAN_COLUMNS).where(s.path == path, *_span_filters(window, f))
+        query = select(*_SPAN_COLUMNS).where(s.path == path, *f.spans_in(window))
         return list(conn.execute(query.order_by(*order).limit(limit)))
     ranges, floor = found
     parts = [Window("part", lo, hi) for lo, hi in (*ranges, *cov.spans(window))]
     rows: list[Any] = []
     for part in parts:
-        where = [s.path == path, *_span_filters(part, f)]
+        where = [s.path == path, *f.spans_in(part)]
         if (part.start_ns, part.end_ns) in ranges:
             where.append(s.duration_ns >= floor)
         rows += conn.execute(select(*_SPAN_COLUMNS).where(*where).order_by(*order).limit(limit))
@@ -346,7 +316,7 @@ def recent_errors(
     s = spans.c
     query = (
         select(*_SPAN_COLUMNS)
-        .where(s.path == path, status_is("error"), *_span_filters(window, f))
+        .where(s.path == path, status_is("error"), *f.spans_in(window))
         .order_by(s.start_ns.desc(), s.trace_id, s.span_id)
         .limit(limit)
     )
@@ -364,10 +334,9 @@ def layer_logs(
 ) -> list[Any]:
     """The newest logs of ``path``: at ``log_level`` or above, holding ``text``."""
     lg = logs.c
-    where = [lg.path == path, *_log_filters(window, f)]
+    where = [lg.path == path, *f.logs_in(window)]
     if log_level:
-        names = list(LOG_LEVELS)
-        where.append(lg.level.in_(names[names.index(log_level) :]))
+        where.append(lg.level.in_(log_level_at_least(log_level)))
     if text:
         where.append(lg.message.contains(text, autoescape=True))
     query = (

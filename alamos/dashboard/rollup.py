@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 from sqlalchemy import Connection, Table, func, select
@@ -45,6 +46,7 @@ __all__ = [
     "Cover",
     "StatsGroup",
     "cover",
+    "in_cover",
     "paths_in",
     "slowest_windows",
 ]
@@ -91,6 +93,21 @@ class Cover:
     def spans(self, window: Window) -> list[tuple[int, int]]:
         """:meth:`edges` as time ranges only (a cover of one path)."""
         return [(lo, hi) for _, lo, hi in self.edges(window)]
+
+    def reads(
+        self, window: Window, path: ColumnElement[Any], present: Sequence[str]
+    ) -> list[tuple[list[ColumnElement[bool]], Window]]:
+        """What the records (``path``: their path column) are read for,
+        ``(where, part)``: the ``present`` paths these statistics do not
+        cover, over the whole ``window``, and the covered ones at the
+        :meth:`edges` (the spans of the tree page, the logs by level)."""
+        covered = self.paths
+        uncovered = [p for p in present if p not in covered]
+        out: list[tuple[list[ColumnElement[bool]], Window]] = []
+        if uncovered:
+            out.append(([path.in_(uncovered)], window))
+        out += [([path.in_(ps)], Window("edge", lo, hi)) for ps, lo, hi in self.edges(window)]
+        return out
 
 
 def _lcm(values: Sequence[int]) -> int:
@@ -160,12 +177,24 @@ def cover(
     return Cover(a, b, starts, grid) if starts else None
 
 
-def _stats_filters(cov: Cover, f: Filters) -> list[ColumnElement[bool]]:
-    c = span_stats.c
+def in_cover(
+    table: Table,
+    a_ns: int,
+    b_ns: int,
+    f: Filters,
+    levels: tuple[str, ...] | None,
+    paths: Sequence[str] | None = None,
+) -> list[ColumnElement[bool]]:
+    """The rows of the statistics ``table`` whose whole window lies in
+    ``[a_ns, b_ns)`` (a :class:`Cover`'s, or its whole hours), of ``paths``
+    (every path if ``None``), kept by ``f`` and ``levels`` (its
+    :attr:`~alamos.dashboard.db.Filters.span_levels` or ``log_levels``)."""
+    c = table.c
     return [
-        c.window_start_ns >= cov.a_ns,
-        c.window_start_ns + c.window_ns <= cov.b_ns,
-        *f.conditions(span_stats, f.span_levels),
+        *([] if paths is None else [c.path.in_(paths)]),
+        c.window_start_ns >= a_ns,
+        c.window_start_ns + c.window_ns <= b_ns,
+        *f.conditions(table, levels),
     ]
 
 
@@ -208,7 +237,7 @@ def slowest_windows(
     c = span_stats.c
     top = conn.execute(
         select(c.window_start_ns, c.window_ns, c.max_ns)
-        .where(c.path == path, *_stats_filters(cov, f))
+        .where(c.path == path, *in_cover(span_stats, cov.a_ns, cov.b_ns, f, f.span_levels))
         .order_by(c.max_ns.desc())
         .limit(limit)
     ).all()
@@ -218,7 +247,9 @@ def slowest_windows(
     # Every row reaching the floor, so that a tie at it is broken as the
     # spans' query breaks it (by trace and span id).
     tied = select(c.window_start_ns, c.window_ns).where(
-        c.path == path, c.max_ns >= floor, *_stats_filters(cov, f)
+        c.path == path,
+        c.max_ns >= floor,
+        *in_cover(span_stats, cov.a_ns, cov.b_ns, f, f.span_levels),
     )
     ranges = {
         (int(r.window_start_ns), int(r.window_start_ns + r.window_ns)) for r in conn.execute(tied)

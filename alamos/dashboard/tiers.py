@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Table, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from alamos.dashboard.db import Filters
-from alamos.dashboard.rollup import Cover, StatsGroup
+from alamos.dashboard.rollup import Cover, StatsGroup, in_cover
 from alamos.dashboard.sketch_cache import SketchCache, Summed
 from alamos.report.sql.schema import span_stats, span_stats_1h
 from alamos.stats.sketch import BinSum
@@ -66,28 +66,12 @@ class Piece:
         return self.key[0]
 
     @property
-    def hour_ns(self) -> int:
-        return self.key[4]
-
-    @property
     def bucket(self) -> int:
         return self.key[5]
 
 
 def _int(value: Any) -> int:
     return 0 if value is None else int(value)  # PostgreSQL's SUM is a Decimal
-
-
-def _conds(
-    table: Table, a_ns: int, b_ns: int, f: Filters, paths: Sequence[str]
-) -> list[ColumnElement[bool]]:
-    c = table.c
-    return [
-        c.path.in_(paths),
-        c.window_start_ns >= a_ns,
-        c.window_start_ns + c.window_ns <= b_ns,
-        *f.conditions(table, f.span_levels),
-    ]
 
 
 def _paths(cov: Cover, path: str | None) -> list[str]:
@@ -111,7 +95,7 @@ def pieces(
         select(*cols, hour, bucket, func.count().label("r"), func.sum(c.count).label("n"))
         .add_columns(func.sum(c.errors).label("e"))
         .add_columns(func.min(c.window_start_ns).label("lo"), func.max(c.window_start_ns))
-        .where(*_conds(span_stats, cov.a_ns, cov.b_ns, f, _paths(cov, path)))
+        .where(*in_cover(span_stats, cov.a_ns, cov.b_ns, f, f.span_levels, _paths(cov, path)))
         .group_by(*cols, hour, bucket)
     )
     return [
@@ -160,7 +144,7 @@ def _hour_totals(
     query = (
         select(*cols, func.count().label("r"), func.sum(c.count).label("n"))
         .add_columns(func.sum(c.errors).label("e"))
-        .where(*_conds(span_stats_1h, a, cov.b_ns, f, _paths(cov, path)))
+        .where(*in_cover(span_stats_1h, a, cov.b_ns, f, f.span_levels, _paths(cov, path)))
         .where(c.window_ns == HOUR_NS)
         .group_by(*cols)
     )
@@ -252,7 +236,7 @@ def sketches(
     paths = _paths(cov, path)
     if by_hour:
         starts = sorted({k[4] for k in by_hour})
-        hour_conds = _conds(span_stats_1h, starts[0], cov.b_ns, f, paths)
+        hour_conds = in_cover(span_stats_1h, starts[0], cov.b_ns, f, f.span_levels, paths)
         _read(
             conn,
             span_stats_1h,
@@ -273,7 +257,7 @@ def sketches(
         _read(
             conn,
             span_stats,
-            _conds(span_stats, cov.a_ns, cov.b_ns, f, paths),
+            in_cover(span_stats, cov.a_ns, cov.b_ns, f, f.span_levels, paths),
             _spans(minute_ranges, 10 * cov.grid),
             minute_key,
             by_minutes,

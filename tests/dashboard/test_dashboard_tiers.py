@@ -174,9 +174,11 @@ def _add_log_rows(eng: Engine, path: str) -> None:
         )
 
 
-def _tree(eng: Engine, window: Window, cache: SketchCache | None = None) -> dict[str, Any]:
+def _tree(
+    eng: Engine, window: Window, cache: SketchCache | None = None, f: Filters | None = None
+) -> dict[str, Any]:
     with eng.connect() as conn:
-        rows = queries.tree_rows(conn, window, Filters(), now_ns=NOW, cache=cache)
+        rows = queries.tree_rows(conn, window, f or Filters(), now_ns=NOW, cache=cache)
     return {r.path: (r.spans, r.errors, r.p50_ns, r.p99_ns, r.logs, r.spark) for r in rows}
 
 
@@ -283,3 +285,12 @@ def test_layer_24h_same_with_and_without_tier_rows(engine: Engine) -> None:
     assert sum(after["errors"].series["errors"]) == sum(
         s.status == "error" for s in _workload() if s.start_ns >= DAY.start_ns
     )
+
+
+def test_service_filter_reaches_the_tier_rows(engine: Engine) -> None:
+    """The filters hold on the statistics rows (minute, hour and log rows) as on the records."""
+    _add_hour_rows(engine)
+    _add_log_rows(engine, "svc.api")
+    assert _tree(engine, DAY, f=Filters(service="svc")) == _tree(engine, DAY)
+    # Every record and every statistics row is of service svc: nothing left.
+    assert _tree(engine, DAY, f=Filters(service="other")) == {}
