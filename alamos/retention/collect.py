@@ -35,10 +35,11 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
+from functools import partial
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import MetaData, Table, delete, func, insert, select
+from sqlalchemy import Connection, MetaData, Table, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from alamos.core.errors import RetentionError
@@ -83,6 +84,8 @@ MIN_ADAPTED_BATCH = 500
 #: ``progress(task, advance, total)``: ``advance`` more units of ``task`` done,
 #: out of ``total`` (``None``: unknown).
 Progress = Callable[[str, int, "int | None"], None]
+
+T = TypeVar("T")
 
 
 class Stop(Protocol):
@@ -310,17 +313,26 @@ class _Run:
     def _delete_batch(self) -> int | None:
         """One transaction (:func:`~alamos.retention.deleting.delete_batch`):
         the traces finished or spared, None when none is pending."""
-        t0 = time.perf_counter()
-        with self.db.write.begin() as conn:
-            done = delete_batch(conn, self.policy, self.now, self.limit, self.spikes)
+        done = self._write(
+            lambda conn: delete_batch(conn, self.policy, self.now, self.limit, self.spikes),
+            lambda done: 0 if done is None else done.spans + done.logs,
+        )
         if done is None:
             return None
-        self._adapt(done.spans + done.logs, time.perf_counter() - t0)
         self.batches += 1
         self.spared += done.spared
         self.rows["spans"] += done.spans
         self.rows["logs"] += done.logs
         return done.done
+
+    def _write(self, work: Callable[[Connection], T], deleted: Callable[[T], int]) -> T:
+        """``work(conn)`` in one write transaction, timed: its ``deleted(result)``
+        rows and its length adapt the next batch (:meth:`_adapt`)."""
+        t0 = time.perf_counter()
+        with self.db.write.begin() as conn:
+            result = work(conn)
+        self._adapt(deleted(result), time.perf_counter() - t0)
+        return result
 
     def _adapt(self, rows: int, seconds: float) -> None:
         """The next batch's rows: what this backend deletes in
@@ -354,10 +366,7 @@ class _Run:
         self.progress(t.label, 0, None)
         while not self._stopped():
             limit = self.limit
-            t0 = time.perf_counter()
-            with self.db.write.begin() as conn:
-                n = delete_limited(conn, tbl, where, limit)
-            self._adapt(n, time.perf_counter() - t0)
+            n = self._write(partial(delete_limited, tbl=tbl, where=where, limit=limit), int)
             self.batches += 1
             self.rows[t.label] += n
             if n:
