@@ -16,7 +16,8 @@ lets it write while gc reads; PostgreSQL's row locks never meet its inserts):
 3. **Trim by age** the tables without traces (:mod:`~alamos.retention.hooks`),
    ``batch_size`` rows per transaction, and remove expired holds.
 4. **Return space**: SQLite files made by this alamos use incremental
-   auto-vacuum, run in steps of :data:`VACUUM_STEP_PAGES` pages; ``vacuum=True``
+   auto-vacuum, run in steps of
+   :data:`~alamos.retention.space.VACUUM_STEP_PAGES` pages; ``vacuum=True``
    runs one full ``VACUUM`` (it locks the file while it runs; it also switches
    an older file to incremental auto-vacuum).  PostgreSQL: ``vacuum=True`` runs
    a plain ``VACUUM (ANALYZE)`` (no lock on writers); autovacuum does it anyway.
@@ -50,7 +51,7 @@ from alamos.retention.decide import FATES, fates_query
 from alamos.retention.deleting import delete_batch, delete_limited
 from alamos.retention.hooks import SpikeSource, TimedTable, spike_tables, timed_tables
 from alamos.retention.policy import Policy
-from alamos.retention.space import VACUUM_STEP_PAGES, checkpoint, return_space, size_of
+from alamos.retention.space import checkpoint, return_space, size_of
 from alamos.retention.summary import GcSummary, Handler, HandlerCounts, Space
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_PAUSE",
     "MIN_ADAPTED_BATCH",
-    "VACUUM_STEP_PAGES",
     "Progress",
     "gc",
 ]
@@ -131,7 +131,8 @@ def gc(
     db = open_db(url, upgrade=not dry_run)
     try:
         run = _Run(db, policy, dry_run, batch_size, now_ns, progress, stop)
-        run.pause = DEFAULT_PAUSE[db.dialect] if pause is None else float(pause)
+        if pause is not None:
+            run.pause = float(pause)
         if batch_seconds is not None:
             run.batch_seconds = float(batch_seconds)
         if dry_run:
