@@ -183,7 +183,7 @@ class _Run:
         return self.interrupted
 
     def run(self, vacuum: bool) -> GcSummary:
-        before = size_of(self.db)
+        before = 0 if self.dry_run else size_of(self.db)  # a dry run reports no Space
         with self.db.read.connect() as conn:
             has_holds = self.db.has_table(conn, holds.name)
             has_pending = self.db.has_table(conn, gc_pending.name)
