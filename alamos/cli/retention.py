@@ -24,7 +24,7 @@ import click
 from alamos.cli import main
 from alamos.cli.database import db_option
 from alamos.cli.traces import clean, when_text
-from alamos.core.level import parse_level
+from alamos.core.level import Level, parse_level
 from alamos.report.query import valid_trace_id
 from alamos.retention import (
     DEFAULT_BATCH_SIZE,
@@ -55,7 +55,7 @@ _FATE_TEXT = {
     "spike": "kept: spike frame",
     "delete": "deleted",
 }
-_LEVELS = ("bench", "debug", "prod")
+_LEVELS = tuple(str(lv) for lv in Level)  # bench, debug, prod
 
 
 def _duration(text: str, hint: str) -> int:
