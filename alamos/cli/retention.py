@@ -22,8 +22,9 @@ from typing import Any
 import click
 
 from alamos.cli import main
-from alamos.cli.traces import clean, db_option, when_text
-from alamos.core.level import parse_level
+from alamos.cli.database import db_option
+from alamos.cli.traces import clean, when_text
+from alamos.core.level import Level, parse_level
 from alamos.report.query import valid_trace_id
 from alamos.retention import (
     DEFAULT_BATCH_SIZE,
@@ -54,7 +55,7 @@ _FATE_TEXT = {
     "spike": "kept: spike frame",
     "delete": "deleted",
 }
-_LEVELS = ("bench", "debug", "prod")
+_LEVELS = tuple(str(lv) for lv in Level)  # bench, debug, prod
 
 
 def _duration(text: str, hint: str) -> int:
@@ -107,6 +108,11 @@ def _check_db(db: str) -> None:
         check_database(db)
     except RetentionError as exc:
         raise click.BadParameter(clean(str(exc), 2000), param_hint="--db") from None
+
+
+def _failed(exc: RetentionError) -> click.ClickException:
+    """gc or a hold failed on a database that passed :func:`_check_db`."""
+    return click.ClickException(clean(str(exc), 2000))
 
 
 @contextmanager
@@ -276,7 +282,7 @@ def gc_command(
                 progress=progress,
             )
     except RetentionError as exc:
-        raise click.ClickException(clean(str(exc), 2000)) from None
+        raise _failed(exc) from None
     if as_json:
         click.echo(json.dumps(summary.as_dict(), indent=2))
     else:
@@ -307,7 +313,7 @@ def hold_command(trace_id: str, db: str, reason: str, until: str | None) -> None
     try:
         h = hold(db, tid, reason=reason, until_ns=until_ns, now_ns=now)
     except RetentionError as exc:
-        raise click.ClickException(clean(str(exc), 2000)) from None
+        raise _failed(exc) from None
     end = "until it is removed" if h.until_ns is None else f"until {when_text(h.until_ns)}"
     click.echo(f"held {tid} {end}")
 
@@ -322,7 +328,7 @@ def unhold_command(trace_id: str, db: str) -> None:
     try:
         found = unhold(db, tid)
     except RetentionError as exc:
-        raise click.ClickException(clean(str(exc), 2000)) from None
+        raise _failed(exc) from None
     if not found:
         raise click.ClickException(f"{tid} is not held")
     click.echo(f"released {tid}")
@@ -336,7 +342,7 @@ def holds_command(db: str) -> None:
     try:
         found = list_holds(db)
     except RetentionError as exc:
-        raise click.ClickException(clean(str(exc), 2000)) from None
+        raise _failed(exc) from None
     if not found:
         click.echo("no holds", err=True)
         return

@@ -16,7 +16,8 @@ lets it write while gc reads; PostgreSQL's row locks never meet its inserts):
 3. **Trim by age** the tables without traces (:mod:`~alamos.retention.hooks`),
    ``batch_size`` rows per transaction, and remove expired holds.
 4. **Return space**: SQLite files made by this alamos use incremental
-   auto-vacuum, run in steps of :data:`VACUUM_STEP_PAGES` pages; ``vacuum=True``
+   auto-vacuum, run in steps of
+   :data:`~alamos.retention.space.VACUUM_STEP_PAGES` pages; ``vacuum=True``
    runs one full ``VACUUM`` (it locks the file while it runs; it also switches
    an older file to incremental auto-vacuum).  PostgreSQL: ``vacuum=True`` runs
    a plain ``VACUUM (ANALYZE)`` (no lock on writers); autovacuum does it anyway.
@@ -35,10 +36,11 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
+from functools import partial
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import MetaData, Table, delete, func, insert, select
+from sqlalchemy import Connection, MetaData, Table, delete, func, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from alamos.core.errors import RetentionError
@@ -49,7 +51,7 @@ from alamos.retention.decide import FATES, fates_query
 from alamos.retention.deleting import delete_batch, delete_limited
 from alamos.retention.hooks import SpikeSource, TimedTable, spike_tables, timed_tables
 from alamos.retention.policy import Policy
-from alamos.retention.space import VACUUM_STEP_PAGES, checkpoint, return_space, size_of
+from alamos.retention.space import checkpoint, return_space, size_of
 from alamos.retention.summary import GcSummary, Handler, HandlerCounts, Space
 
 __all__ = [
@@ -57,7 +59,6 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_PAUSE",
     "MIN_ADAPTED_BATCH",
-    "VACUUM_STEP_PAGES",
     "Progress",
     "gc",
 ]
@@ -83,6 +84,8 @@ MIN_ADAPTED_BATCH = 500
 #: ``progress(task, advance, total)``: ``advance`` more units of ``task`` done,
 #: out of ``total`` (``None``: unknown).
 Progress = Callable[[str, int, "int | None"], None]
+
+T = TypeVar("T")
 
 
 class Stop(Protocol):
@@ -128,7 +131,8 @@ def gc(
     db = open_db(url, upgrade=not dry_run)
     try:
         run = _Run(db, policy, dry_run, batch_size, now_ns, progress, stop)
-        run.pause = DEFAULT_PAUSE[db.dialect] if pause is None else float(pause)
+        if pause is not None:
+            run.pause = float(pause)
         if batch_seconds is not None:
             run.batch_seconds = float(batch_seconds)
         if dry_run:
@@ -179,7 +183,7 @@ class _Run:
         return self.interrupted
 
     def run(self, vacuum: bool) -> GcSummary:
-        before = size_of(self.db)
+        before = 0 if self.dry_run else size_of(self.db)  # a dry run reports no Space
         with self.db.read.connect() as conn:
             has_holds = self.db.has_table(conn, holds.name)
             has_pending = self.db.has_table(conn, gc_pending.name)
@@ -310,17 +314,26 @@ class _Run:
     def _delete_batch(self) -> int | None:
         """One transaction (:func:`~alamos.retention.deleting.delete_batch`):
         the traces finished or spared, None when none is pending."""
-        t0 = time.perf_counter()
-        with self.db.write.begin() as conn:
-            done = delete_batch(conn, self.policy, self.now, self.limit, self.spikes)
+        done = self._write(
+            lambda conn: delete_batch(conn, self.policy, self.now, self.limit, self.spikes),
+            lambda done: 0 if done is None else done.spans + done.logs,
+        )
         if done is None:
             return None
-        self._adapt(done.spans + done.logs, time.perf_counter() - t0)
         self.batches += 1
         self.spared += done.spared
         self.rows["spans"] += done.spans
         self.rows["logs"] += done.logs
         return done.done
+
+    def _write(self, work: Callable[[Connection], T], deleted: Callable[[T], int]) -> T:
+        """``work(conn)`` in one write transaction, timed: its ``deleted(result)``
+        rows and its length adapt the next batch (:meth:`_adapt`)."""
+        t0 = time.perf_counter()
+        with self.db.write.begin() as conn:
+            result = work(conn)
+        self._adapt(deleted(result), time.perf_counter() - t0)
+        return result
 
     def _adapt(self, rows: int, seconds: float) -> None:
         """The next batch's rows: what this backend deletes in
@@ -354,10 +367,7 @@ class _Run:
         self.progress(t.label, 0, None)
         while not self._stopped():
             limit = self.limit
-            t0 = time.perf_counter()
-            with self.db.write.begin() as conn:
-                n = delete_limited(conn, tbl, where, limit)
-            self._adapt(n, time.perf_counter() - t0)
+            n = self._write(partial(delete_limited, tbl=tbl, where=where, limit=limit), int)
             self.batches += 1
             self.rows[t.label] += n
             if n:

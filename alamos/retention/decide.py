@@ -89,9 +89,14 @@ def log_live(policy: Policy, now_ns: int) -> ColumnElement[Any]:
     return case(*whens, else_=default) if whens else default
 
 
+def _lasting(now_ns: int) -> ColumnElement[bool]:
+    """A row of ``alamos_holds`` that has not expired at ``now_ns``."""
+    until = holds.c.until_ns
+    return or_(until.is_(None), until > now_ns)
+
+
 def _held(trace_id: ColumnElement[Any], now_ns: int) -> ColumnElement[bool]:
-    h = holds.c
-    return exists().where(h.trace_id == trace_id, or_(h.until_ns.is_(None), h.until_ns > now_ns))
+    return exists().where(holds.c.trace_id == trace_id, _lasting(now_ns))
 
 
 def _flags(src: SpikeSource, policy: Policy, now_ns: int) -> tuple[Any, list[Any]]:
@@ -268,9 +273,7 @@ def live_traces(
     parts = [
         select(s.trace_id).where(s.trace_id.in_(trace_ids), span_live(policy, now_ns) == 1),
         select(lg.trace_id).where(lg.trace_id.in_(trace_ids), log_live(policy, now_ns) == 1),
-        select(h.trace_id).where(
-            h.trace_id.in_(trace_ids), or_(h.until_ns.is_(None), h.until_ns > now_ns)
-        ),
+        select(h.trace_id).where(h.trace_id.in_(trace_ids), _lasting(now_ns)),
     ]
     if policy.keep_spikes:
         for src in spike_sources:

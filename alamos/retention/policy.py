@@ -189,26 +189,3 @@ class Policy:
             if lv is level:
                 return ttl
         return self.ttl_of(kind)
-
-    def describe(self) -> str:
-        """One line, for the CLI and logs."""
-
-        def d(ns: int | None) -> str:
-            return "forever" if ns is None else _short(ns)
-
-        parts = [f"{k} {d(self.ttl_of(k))}" for k in KINDS]
-        parts += [f"{lv} {d(t)}" for lv, t in self.levels]
-        parts.append(f"keep last {self.keep_last}")
-        parts.append(f"errors {d(self.keep_errors) if self.keep_errors is not None else 'no'}")
-        parts.append(f"slowest {self.keep_slowest}")
-        if self.keep_spikes:
-            parts.append("spikes")
-        return ", ".join(parts)
-
-
-def _short(ns: int) -> str:
-    seconds = ns / 1e9
-    for unit, size in (("w", 604800.0), ("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"

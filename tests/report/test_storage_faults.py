@@ -493,7 +493,9 @@ def test_a_version_1_database_upgrades_and_stores_statistics_and_spikes(db_url: 
     from alamos.stats.sketch import empty, encode
 
     _create_v1(db_url)
-    frames = [span(i, name="tick") for i in range(40)]  # every frame lasts the same
+    frames = [span(i, name="tick") for i in range(40)]  # each lasts 1,500 ns
+    # The last, after a full window of 32 alike, lasts ten times as long: a spike.
+    frames[-1] = span(39, name="tick", end_ns=frames[-1].start_ns + 15_000)
     _insert(db_url, frames)
     engine = read_engine(db_url)
     assert "alamos_span_stats" not in inspect(engine).get_table_names()
@@ -514,8 +516,8 @@ def test_a_version_1_database_upgrades_and_stores_statistics_and_spikes(db_url: 
     stored = read_stats(db_url)
     assert stored == stats
     assert (merge(stored).count, merge(stored).m2) == (6, 150.0 + 0.0)
-    assert store_spikes(db_url, "tick") == 0  # no frame is slower than the others
-    assert spike_traces(db_url) == []
+    assert store_spikes(db_url, "tick") == 1
+    assert spike_traces(db_url) == [f"{39:032x}"]
     assert rows(engine, "SELECT version FROM alamos_schema_version") == [
         {"version": SCHEMA_VERSION}
     ]

@@ -60,11 +60,20 @@ def test_retention_needs_a_database_and_a_policy(tmp_path: Path) -> None:
 def test_gc_upgrades_a_version_2_database_in_place(db_url: str) -> None:
     write_history(db_url, NOW)
     engine = create_engine(db_url, poolclass=NullPool)
-    with engine.begin() as conn:  # back to version 2: no retention tables or indexes
-        for name in ("alamos_holds", "alamos_gc_pending"):
+    # Back to version 2: no analysis or retention tables, none of their
+    # indexes, and version 2's index by trace.
+    v3_v4 = ("alamos_span_stats", "alamos_spikes", "alamos_span_stats_1h", "alamos_log_stats")
+    with engine.begin() as conn:
+        for name in ("alamos_holds", "alamos_gc_pending", *v3_v4):
             conn.execute(text(f"DROP TABLE {name}"))
-        for ix in ("ix_alamos_logs_ts", "ix_alamos_metrics_ts", "ix_alamos_reports_ts"):
+        for ix in (
+            "ix_alamos_logs_ts",
+            "ix_alamos_metrics_ts",
+            "ix_alamos_reports_ts",
+            "ix_alamos_spans_trace_parent",
+        ):
             conn.execute(text(f"DROP INDEX {ix}"))
+        conn.execute(text("CREATE INDEX ix_alamos_spans_trace_id ON alamos_spans (trace_id)"))
         conn.execute(text("UPDATE alamos_schema_version SET version = 2"))
     spans = count(db_url, "alamos_spans")
     # A dry run changes nothing, not even the schema; it counts no holds.
@@ -77,7 +86,10 @@ def test_gc_upgrades_a_version_2_database_in_place(db_url: str) -> None:
     insp = inspect(engine)
     assert insp.has_table("alamos_holds") and insp.has_table("alamos_gc_pending")
     assert "ix_alamos_metrics_ts" in {ix["name"] for ix in insp.get_indexes("alamos_metrics")}
-    assert insp.has_table("alamos_span_stats_1h") and insp.has_table("alamos_log_stats")
+    assert all(insp.has_table(name) for name in v3_v4)
+    span_indexes = {ix["name"] for ix in insp.get_indexes("alamos_spans")}
+    assert "ix_alamos_spans_trace_parent" in span_indexes
+    assert "ix_alamos_spans_trace_id" not in span_indexes
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version FROM alamos_schema_version")).scalar() == 4
     engine.dispose()

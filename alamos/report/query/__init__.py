@@ -10,23 +10,27 @@ the storage side (:mod:`alamos.report.sql`).
 """
 
 from alamos.core.errors import TraceQueryError
-from alamos.report.query.budgets import (
-    DEFAULT_SPIKE_FACTOR,
-    DEFAULT_SPIKE_WINDOW,
+from alamos.report.query.budget_map import BudgetMap
+from alamos.report.query.budget_rows import (
     DEFAULT_TOP,
-    BudgetMap,
     BudgetReport,
     BudgetStats,
     FrameBudget,
     FrameRow,
     FrameStats,
     Offender,
-    budget_report,
-    frame_budgets,
-    frames_of,
     merge_offenders,
 )
-from alamos.report.query.spikes import StoredSpike, spike_traces, store_spikes, stored_spikes
+from alamos.report.query.budgets import budget_report, frame_budgets
+from alamos.report.query.spikes import (
+    DEFAULT_SPIKE_FACTOR,
+    DEFAULT_SPIKE_WINDOW,
+    StoredSpike,
+    frames_of,
+    spike_traces,
+    store_spikes,
+    stored_spikes,
+)
 from alamos.report.query.trace_tree import TraceNode, build_tree, unattached_logs
 from alamos.report.query.traces import (
     TraceSummary,

@@ -68,17 +68,15 @@ from sqlalchemy import (
     true,
 )
 
-from alamos.report.query.budget_map import MAX_PATTERN_CHARS, MAX_PATTERNS, BudgetMap
+from alamos.report.query.budget_map import BudgetMap
 from alamos.report.query.budget_rows import (
     DEFAULT_TOP,
     BudgetReport,
     BudgetStats,
     FrameBudget,
-    FrameRow,
     FrameStats,
     Offender,
     check_top,
-    merge_offenders,
     offender_key,
 )
 from alamos.report.query.budget_sql import BAR, budget_of_token, token_expr
@@ -89,37 +87,12 @@ from alamos.report.query.spikes import (
     check_frame,
     check_spike,
     frames_cte,
-    frames_of,
-    spike_traces,
     store_frames_spikes,
-    store_spikes,
-    stored_spikes,
 )
 from alamos.report.sql.reading import run_read as _run
 from alamos.report.sql.schema import spans as spans_table
 
-__all__ = [
-    "DEFAULT_SPIKE_FACTOR",
-    "DEFAULT_SPIKE_WINDOW",
-    "DEFAULT_TOP",
-    "MAX_DEPTH",
-    "MAX_PATTERNS",
-    "MAX_PATTERN_CHARS",
-    "BudgetMap",
-    "BudgetReport",
-    "BudgetStats",
-    "FrameBudget",
-    "FrameRow",
-    "FrameStats",
-    "Offender",
-    "budget_report",
-    "frame_budgets",
-    "frames_of",
-    "merge_offenders",
-    "spike_traces",
-    "store_spikes",
-    "stored_spikes",
-]
+__all__ = ["MAX_DEPTH", "budget_report", "frame_budgets"]
 
 #: Deepest descendant visited below a frame (depth 1 is a child): a bound on
 #: the walk, deeper than any real call stack.

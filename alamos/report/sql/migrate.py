@@ -127,6 +127,18 @@ def _v2_spans_keyed_by_trace_and_span(conn: Connection) -> None:
     _set_primary_key(conn, "alamos_spans", ("span_id", "trace_id"))
 
 
+def _create(
+    conn: Connection, tables: tuple[str, ...], indexes: tuple[tuple[str, str], ...]
+) -> None:
+    """Create the ``tables`` and the ``indexes`` (``(table, index name)``) as
+    :mod:`~alamos.report.sql.schema` defines them, those missing only."""
+    for name in tables:
+        metadata.tables[name].create(conn, checkfirst=True)
+    for table, index in indexes:
+        (ix,) = (i for i in metadata.tables[table].indexes if i.name == index)
+        ix.create(conn, checkfirst=True)
+
+
 #: The tables version 3 adds, by name (each defined in :mod:`~alamos.report.sql.schema`).
 V3_TABLES: tuple[str, ...] = (
     "alamos_span_stats",
@@ -153,11 +165,7 @@ V3_INDEXES: tuple[tuple[str, str], ...] = (
 
 def _v3_analysis_and_retention(conn: Connection) -> None:
     """Version 3: the tables of :data:`V3_TABLES` and the indexes of :data:`V3_INDEXES`."""
-    for name in V3_TABLES:
-        metadata.tables[name].create(conn, checkfirst=True)
-    for table, index in V3_INDEXES:
-        (ix,) = (i for i in metadata.tables[table].indexes if i.name == index)
-        ix.create(conn, checkfirst=True)
+    _create(conn, V3_TABLES, V3_INDEXES)
 
 
 #: The tables version 4 adds (see :mod:`~alamos.report.sql.schema`).
@@ -178,11 +186,7 @@ V4_DROPPED_INDEXES: tuple[str, ...] = ("ix_alamos_spans_trace_id",)
 
 def _v4_statistics_tiers(conn: Connection) -> None:
     """Version 4: the tables of :data:`V4_TABLES` and the indexes of :data:`V4_INDEXES`."""
-    for name in V4_TABLES:
-        metadata.tables[name].create(conn, checkfirst=True)
-    for table, index in V4_INDEXES:
-        (ix,) = (i for i in metadata.tables[table].indexes if i.name == index)
-        ix.create(conn, checkfirst=True)
+    _create(conn, V4_TABLES, V4_INDEXES)
     for index in V4_DROPPED_INDEXES:  # after the index that replaces it exists
         conn.execute(text(f"DROP INDEX IF EXISTS {index}"))
 

@@ -122,7 +122,7 @@ spans = Table(
     ),
     # Version 4: the children of a span (the frame budgets' walk below each
     # frame, alamos.report.query.budgets: one index read per level instead of
-    # every span of the trace; see UNROLLED there for the figures).  It
+    # every span of the trace; see _per_frame_cte there for the figures).  It
     # replaced ix_alamos_spans_trace_id (trace_id alone), which it covers: one
     # index to write per span, as before.
     Index("ix_alamos_spans_trace_parent", "trace_id", "parent_span_id"),
